@@ -1,0 +1,21 @@
+"""pyro_groups: group-instance disentanglement with Pyro."""
+from pyro_groups.data import GroupBatch, GroupedData, exam_scores
+from pyro_groups.guides import GroupGuide, make_guide
+from pyro_groups.models import ExamScoresDecoder, GroupVAE, MLPDecoder
+from pyro_groups.training import History, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ExamScoresDecoder",
+    "GroupBatch",
+    "GroupGuide",
+    "GroupVAE",
+    "GroupedData",
+    "History",
+    "MLPDecoder",
+    "__version__",
+    "exam_scores",
+    "fit",
+    "make_guide",
+]

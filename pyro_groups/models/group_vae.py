@@ -1,0 +1,87 @@
+r"""The group VAE generative model (Bouchacourt et al. 2018; Hosoya 2019; CxVAE).
+
+Generative story for a data set of :math:`N` groups, group :math:`i` with :math:`K_i` observations:
+
+.. math::
+
+    u_i \sim \mathcal{N}(0, I), \qquad v_{ik} \sim \mathcal{N}(0, I), \qquad
+    x_{ik} \sim p_\theta(x \mid u_i, v_{ik}),
+
+so that :math:`p(\mathbf{x}_i) = \mathbb{E}_{p(u)} \prod_k \mathbb{E}_{p(v_k)} p(x_{ik} \mid u, v_k)`.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from pyro.infer.util import is_validation_enabled
+from pyro.nn import PyroModule
+from pyro.nn.module import to_pyro_module_
+from torch import nn
+
+from pyro_groups._naming import unique_name
+from pyro_groups.data.batch import check_group_inputs
+
+
+def group_plates(mask: torch.Tensor, num_groups: Optional[int]) -> tuple[pyro.plate, pyro.plate]:
+    """The ``"groups"`` (dim -2) and ``"instances"`` (dim -1) plates of a padded batch.
+
+    When ``num_groups`` (the data-set size ``N``) exceeds the batch's ``G`` groups, the groups
+    plate is a subsample and Pyro scales every site inside it by ``N / G``.
+    """
+    g, k = mask.shape
+    n = g if num_groups is None else int(num_groups)
+    if n < g:
+        raise ValueError(f"num_groups={n} is smaller than the batch's {g} groups")
+    groups = pyro.plate("groups", n, subsample=torch.arange(g, device=mask.device), dim=-2)
+    return groups, pyro.plate("instances", k, dim=-1)
+
+
+class GroupVAE(PyroModule):
+    """Group VAE model ``p(u) prod_k p(v_k) p(x_k | u, v_k)`` with masked ragged groups.
+
+    Sites: ``"u"`` ``[G, 1, u_dim]``, ``"v"`` ``[G, K, v_dim]``, ``"x"`` ``[G, K, *event]``.
+    Padded slots (``mask`` false) contribute exactly zero to the log joint.
+
+    :param decoder: a decoder module (see :mod:`pyro_groups.models.decoders`).
+    :param u_dim: group code size (defaults to ``decoder.u_dim``).
+    :param v_dim: instance code size (defaults to ``decoder.v_dim``).
+    :param name: Pyro name; unique by default so that models can coexist in one process.
+    """
+
+    def __init__(
+        self,
+        decoder: nn.Module,
+        u_dim: Optional[int] = None,
+        v_dim: Optional[int] = None,
+        name: Optional[str] = None,
+    ) -> None:
+        super().__init__(unique_name("model", name))
+        self.decoder = decoder
+        self.u_dim = int(u_dim if u_dim is not None else decoder.u_dim)
+        self.v_dim = int(v_dim if v_dim is not None else decoder.v_dim)
+        to_pyro_module_(self)
+
+    def prior(self, dim: int, like: torch.Tensor) -> dist.TorchDistribution:
+        zero = like.new_zeros(dim)
+        return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
+
+    def forward(
+        self, x: Optional[torch.Tensor], mask: torch.Tensor, *, num_groups: Optional[int] = None
+    ) -> torch.Tensor:
+        """Run the model on ``x`` ``[G, K, *event]`` (or sample it when ``x`` is ``None``).
+
+        :param num_groups: size ``N`` of the data set this batch of groups was drawn from.
+        :returns: the observations (``x`` itself when given).
+        """
+        check_group_inputs(x, mask, values=is_validation_enabled())
+        groups, instances = group_plates(mask, num_groups)
+        ref = mask.new_zeros((), dtype=torch.get_default_dtype()) if x is None else x
+        with groups:
+            u = pyro.sample("u", self.prior(self.u_dim, ref))
+            with instances, poutine.mask(mask=mask):
+                v = pyro.sample("v", self.prior(self.v_dim, ref))
+                return pyro.sample("x", self.decoder(u, v), obs=x)
