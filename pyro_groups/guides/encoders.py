@@ -73,6 +73,10 @@ class DeepSetsGroupEncoder(nn.Module):
     r"""CxVAE's group encoder: a DeepSets network over the whole group.
 
     .. math:: (\mu, \sigma) = E_u^B\Big(\sum_{k=1}^{K} E_u^A(x_k)\Big)
+
+    :math:`E_u^A` maps an observation to ``set_dim`` features and :math:`E_u^B` maps the pooled
+    features to the posterior's parameters; both are MLPs with ``hidden`` layers (affine when
+    ``hidden`` is empty).
     """
 
     def __init__(
@@ -81,12 +85,12 @@ class DeepSetsGroupEncoder(nn.Module):
         u_dim: int,
         hidden: Sequence[int] = (64, 64),
         pooling: str = "sum",
+        set_dim: int = 64,
         body: Optional[nn.Module] = None,
     ) -> None:
         super().__init__()
-        width = hidden[-1] if hidden else 64
         self.body = body
-        self.net = DeepSets(MLP(x_dim, hidden[:-1], width), MLP(width, hidden[-1:], 2 * u_dim), pooling)
+        self.net = DeepSets(MLP(x_dim, hidden, set_dim), MLP(set_dim, hidden, 2 * u_dim), pooling)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dist.TorchDistribution:
         loc, scale = normal_params(self.net(features(x, self.body), mask))
