@@ -1,0 +1,1 @@
+"""Reproductions of the papers' experiments, shared by the CLI and ``benchmarks/``."""

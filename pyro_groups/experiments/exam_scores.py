@@ -1,0 +1,240 @@
+"""The CxVAE paper's Exam-Scores comparison (Tables 1 and 2, Figures 3 and 5).
+
+Each row is a guide (group encoder x instance encoder) trained on the same data with the known
+decoder, over several seeds; every epoch the four hold-out errors are recorded. A row's number is
+the mean over the last epochs (the paper: epochs 44-64 of 64), then mean / std over seeds.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pyro
+import torch
+from tqdm.auto import tqdm
+
+from pyro_groups.data.exam_scores import exam_scores, exam_scores_mean
+from pyro_groups.evaluation.codes import encode, translate
+from pyro_groups.evaluation.exam_scores import exam_scores_errors
+from pyro_groups.experiments.environment import environment, summarize
+from pyro_groups.guides.group_guide import make_guide
+from pyro_groups.models.decoders import ExamScoresDecoder
+from pyro_groups.models.group_vae import GroupVAE
+from pyro_groups.training.fit import fit
+
+METRICS = ("rec_err", "trans_err", "u_pred_err", "v_pred_err")
+EXTRA_METRICS = ("rec_err_mean", "trans_err_mean", "u_pred_err_abs")
+
+# Tables 1 and 2 of the CxVAE paper: (REC, TRANS, u-PRED, v-PRED) mean +- std over 7 runs.
+PAPER: dict[str, dict[str, tuple[float, float]]] = {
+    "cxvae": {"rec_err": (52.1, 0.6), "trans_err": (219.5, 4.7), "u_pred_err": (53.3, 1.2), "v_pred_err": (30.2, 0.3)},
+    "mlvae": {"rec_err": (69.8, 1.6), "trans_err": (738.8, 13.6), "u_pred_err": (63.4, 1.0), "v_pred_err": (63.0, 0.3)},
+    "gvae": {"rec_err": (71.9, 4.3), "trans_err": (742.9, 14.4), "u_pred_err": (63.1, 0.9), "v_pred_err": (63.0, 0.4)},
+    "gvae-reg": {"rec_err": (70.0, 1.4), "trans_err": (735.3, 13.0), "u_pred_err": (63.8, 1.1), "v_pred_err": (63.0, 0.5)},
+    "cxvae-u-average": {"rec_err": (53.6, 2.2), "trans_err": (224.7, 10.0), "u_pred_err": (53.4, 1.1), "v_pred_err": (30.9, 1.1)},
+    "cxvae-u-product": {"rec_err": (54.9, 2.8), "trans_err": (229.2, 7.8), "u_pred_err": (53.4, 0.9), "v_pred_err": (31.4, 1.0)},
+    "cxvae-v-unconditional": {"rec_err": (72.3, 3.6), "trans_err": (729.0, 15.1), "u_pred_err": (63.6, 1.2), "v_pred_err": (63.0, 0.3)},
+    "cxvae-reg-none": {"rec_err": (54.1, 1.9), "trans_err": (235.5, 16.5), "u_pred_err": (53.6, 1.4), "v_pred_err": (31.6, 1.5)},
+    "cxvae-reg-unconditional": {"rec_err": (53.7, 1.2), "trans_err": (225.7, 5.7), "u_pred_err": (53.5, 1.1), "v_pred_err": (30.8, 0.6)},
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model of the comparison: a guide composition and an optional penalty factory."""
+
+    group: str
+    instance: str
+    penalty: Optional[str] = None
+
+
+ROWS: dict[str, Row] = {
+    "cxvae": Row("deepsets", "conditional"),
+    "mlvae": Row("product", "unconditional"),
+    "gvae": Row("average", "unconditional"),
+    "cxvae-u-average": Row("average", "conditional"),
+    "cxvae-u-product": Row("product", "conditional"),
+    "cxvae-v-unconditional": Row("deepsets", "unconditional"),
+}
+
+# name -> factory(u_dim, v_dim, x_dim) -> penalty module; filled by the adversary module.
+PENALTIES: dict[str, Callable[..., torch.nn.Module]] = {}
+
+
+@dataclass
+class Config:
+    groups: int = 32_768
+    holdout: int = 1024
+    epochs: int = 16
+    seeds: int = 3
+    batch_size: int = 256
+    lr: float = 1e-3
+    hidden: tuple[int, ...] = (64, 64)
+    noise: float = 0.1
+    last: int = 5
+    rows: tuple[str, ...] = tuple(ROWS)
+    device: str = "cpu"
+    workers: int = 2
+    data_seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def paper_config() -> Config:
+    """The paper's setting: N = 32,768, 64 epochs, 7 seeds, the last 20 epochs averaged."""
+    return Config(groups=32_768, epochs=64, seeds=7, last=20)
+
+
+def smoke_config() -> Config:
+    """A seconds-long run for CI."""
+    return Config(groups=640, holdout=128, epochs=2, seeds=1, last=1, workers=1, batch_size=128)
+
+
+def build(name: str, cfg: Config) -> tuple[GroupVAE, torch.nn.Module, list[torch.nn.Module]]:
+    """Model, guide and penalties of row ``name``."""
+    row = ROWS[name]
+    decoder = ExamScoresDecoder(noise=cfg.noise)
+    model = GroupVAE(decoder)
+    guide = make_guide(1, decoder.u_dim, decoder.v_dim, group=row.group, instance=row.instance, hidden=cfg.hidden)
+    penalties = [PENALTIES[row.penalty](decoder.u_dim, decoder.v_dim, 1)] if row.penalty else []
+    return model, guide, penalties
+
+
+def _translation_panel(model, guide, holdout, name: str) -> dict[str, Any]:
+    src, tgt = holdout[torch.tensor([0])], holdout[torch.tensor([1])]
+    dev = next(iter(guide.parameters())).device
+    src, tgt = src.to(dev), tgt.to(dev)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        tr = translate(model, guide, src, tgt, sample=False)
+    keep = src.mask[0]
+    truth = exam_scores_mean(tgt.u_true.unsqueeze(-2), src.v_true)
+    return {
+        "name": name,
+        "source": src.x[0, keep, 0].cpu().tolist(),
+        "target": tgt.x[0, tgt.mask[0], 0].cpu().tolist(),
+        "translated": tr[0, keep, 0].cpu().tolist(),
+        "truth": truth[0, keep, 0].cpu().tolist(),
+    }
+
+
+def run_one(name: str, seed: int, cfg: Config) -> dict[str, Any]:
+    """Train row ``name`` with ``seed``; return its per-epoch errors and a translation panel."""
+    torch.set_num_threads(1)
+    pyro.clear_param_store()
+    data = exam_scores(cfg.groups, seed=cfg.data_seed, noise=cfg.noise)
+    train, holdout = data.split(cfg.holdout, seed=cfg.data_seed)
+    holdout = holdout.to(cfg.device)
+    pyro.set_rng_seed(seed)
+    model, guide, penalties = build(name, cfg)
+    history = fit(
+        model, guide, train,
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, penalties=penalties,
+        seed=seed, device=cfg.device, progress=False,
+        callback=lambda epoch, m, g: exam_scores_errors(m, g, holdout, seed=seed),
+    )
+    return {
+        "model": name,
+        "seed": seed,
+        "history": history.to_list(),
+        "translation": _translation_panel(model, guide, holdout, name),
+    }
+
+
+def _run_job(args: tuple[str, int, Config]) -> dict[str, Any]:
+    return run_one(*args)
+
+
+def summarize_runs(runs: list[dict[str, Any]], cfg: Config) -> list[dict[str, Any]]:
+    """Per row: each metric averaged over the last ``cfg.last`` epochs, then mean/std over seeds."""
+    rows = []
+    for name in cfg.rows:
+        mine = sorted((r for r in runs if r["model"] == name), key=lambda r: r["seed"])
+        if not mine:
+            continue
+        row: dict[str, Any] = {"model": name}
+        for metric in METRICS + EXTRA_METRICS:
+            per_seed = [float(np.mean([e[metric] for e in r["history"][-cfg.last :]])) for r in mine]
+            row[metric] = summarize(per_seed)
+        row["paper"] = {m: {"mean": v[0], "std": v[1], "n": 7} for m, v in PAPER.get(name, {}).items()}
+        row["curves"] = {m: [[e[m] for e in r["history"]] for r in mine] for m in METRICS + ("loss",)}
+        rows.append(row)
+    return rows
+
+
+def findings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check the paper's claims on our numbers; each finding says whether it reproduced."""
+    by = {r["model"]: r for r in rows}
+    out: list[dict[str, Any]] = []
+
+    def claim(text: str, ok: bool) -> None:
+        out.append({"claim": text, "reproduced": bool(ok)})
+
+    if {"cxvae", "gvae", "mlvae"} <= by.keys():
+        for m in METRICS:
+            best = all(by["cxvae"][m]["mean"] < by[o][m]["mean"] for o in ("gvae", "mlvae"))
+            claim(f"CxVAE has a lower {m} than GVAE and ML-VAE", best)
+        worst = min(by[o]["trans_err"]["mean"] for o in ("gvae", "mlvae"))
+        claim("CxVAE's trans_err is at most half of GVAE's and ML-VAE's", by["cxvae"]["trans_err"]["mean"] <= 0.5 * worst)
+    ablations = [n for n in ("cxvae-u-average", "cxvae-u-product", "cxvae-v-unconditional") if n in by]
+    if "cxvae-v-unconditional" in by and len(ablations) > 1:
+        loses = max(ablations, key=lambda n: by[n]["trans_err"]["mean"])
+        claim("the unconditional instance encoder is the ablation that loses most (trans_err)", loses == "cxvae-v-unconditional")
+    return out
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table: ours (mean +- std over seeds) beside the paper's."""
+    head = f"{'model':<26}" + "".join(f"{m:>22}" for m in METRICS)
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ours = "".join(f"{r[m]['mean']:>13.3f} ± {r[m]['std']:<6.3f}" for m in METRICS)
+        lines.append(f"{r['model']:<26}{ours}")
+        if r["paper"]:
+            paper = "".join(f"{r['paper'][m]['mean']:>13.1f} ± {r['paper'][m]['std']:<6.1f}" for m in METRICS)
+            lines.append(f"{'  paper':<26}{paper}")
+    return "\n".join(lines)
+
+
+def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[str, Any]:
+    """Run every (row, seed) job, write ``results.json`` and the figures into ``out``."""
+    from pyro_groups.plots import error_curves_figure, translation_figure
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    unknown = [r for r in cfg.rows if r not in ROWS]
+    if unknown:
+        raise ValueError(f"unknown rows {unknown}; choose from {sorted(ROWS)}")
+    jobs = [(name, seed, cfg) for seed in range(cfg.seeds) for name in cfg.rows]
+    bar = tqdm(total=len(jobs), disable=not progress, desc="exam-scores", unit="run")
+    runs: list[dict[str, Any]] = []
+    if cfg.workers > 1 and len(jobs) > 1:
+        with mp.get_context("spawn").Pool(cfg.workers) as pool:
+            for r in pool.imap_unordered(_run_job, jobs):
+                runs.append(r)
+                bar.update()
+    else:
+        for job in jobs:
+            runs.append(_run_job(job))
+            bar.update()
+    bar.close()
+    rows = summarize_runs(runs, cfg)
+    result = {
+        "benchmark": "exam_scores",
+        "config": asdict(cfg),
+        "environment": environment(cfg.device),
+        "results": rows,
+        "findings": findings(rows),
+    }
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    panels = [r["translation"] for r in runs if r["seed"] == 0]
+    order = {n: i for i, n in enumerate(cfg.rows)}
+    panels.sort(key=lambda p: order[p["name"]])
+    translation_figure(panels, out / "translation.png", title="Exam-Scores translation (hold-out groups 0 -> 1)")
+    curves = {r["model"]: r["curves"] for r in rows}
+    error_curves_figure(curves, METRICS, out / "errors_by_epoch.png")
+    return result
