@@ -1,0 +1,166 @@
+"""BetaVAE score (Higgins et al., 2017)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from pyro_groups.evaluation.disentanglement.utils import (
+    Represent,
+    RngLike,
+    SampleFactors,
+    as_array,
+    check_pair,
+    factor_labels,
+    make_rng,
+    represent_in_chunks,
+    rows_sharing_value,
+    standardize,
+)
+
+
+def _fit_and_score(
+    z_train: np.ndarray, k_train: np.ndarray, z_eval: np.ndarray, k_eval: np.ndarray
+) -> dict[str, float]:
+    x_train, x_eval = standardize(z_train, z_eval)
+    model = LogisticRegression(C=1.0, solver="lbfgs", max_iter=1000).fit(x_train, k_train)
+    return {
+        "beta_vae_score": float(np.mean(model.predict(x_eval) == k_eval)),
+        "beta_vae_train_accuracy": float(np.mean(model.predict(x_train) == k_train)),
+    }
+
+
+def _points_from_sample(
+    codes: np.ndarray,
+    labels: np.ndarray,
+    num_points: int,
+    batch_size: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    num_rows, num_factors = labels.shape
+    fixed = rng.integers(0, num_factors, size=num_points)
+    first = rng.integers(0, num_rows, size=(num_points, batch_size))
+    z_diff = np.empty((num_points, codes.shape[1]))
+    for k in range(num_factors):
+        points = np.flatnonzero(fixed == k)
+        if points.size == 0:
+            continue
+        anchors = first[points].reshape(-1)
+        second = rows_sharing_value(labels[:, k], anchors, 1, rng, exclude_anchor=True)[:, 0]
+        diff = np.abs(codes[anchors] - codes[second]).reshape(points.size, batch_size, -1)
+        z_diff[points] = diff.mean(axis=1)
+    return z_diff, fixed
+
+
+def _points_from_sampler(
+    represent: Represent,
+    sample_factors: SampleFactors,
+    num_points: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    chunk_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    first = as_array(sample_factors(num_points * batch_size, rng), name="factors").copy()
+    second = as_array(sample_factors(num_points * batch_size, rng), name="factors").copy()
+    fixed = rng.integers(0, first.shape[1], size=num_points)
+    rows = np.arange(num_points * batch_size)
+    column = np.repeat(fixed, batch_size)
+    second[rows, column] = first[rows, column]
+    codes_first = represent_in_chunks(represent, first, chunk_size)
+    codes_second = represent_in_chunks(represent, second, chunk_size)
+    diff = np.abs(codes_first - codes_second).reshape(num_points, batch_size, -1)
+    return diff.mean(axis=1), fixed
+
+
+def beta_vae_score(
+    codes: Any,
+    factors: Any,
+    *,
+    rng: RngLike = 0,
+    batch_size: int = 64,
+    num_train: int = 10000,
+    num_eval: int = 5000,
+) -> dict[str, float]:
+    r"""BetaVAE score of Higgins et al. (2017), "beta-VAE: learning basic visual concepts with a
+    constrained variational framework", ICLR, computed from a finite labelled sample.
+
+    One training point: draw a factor index :math:`k` uniformly, draw ``batch_size`` pairs of
+    observations whose factor :math:`k` is equal, and take the mean absolute code difference
+
+    .. math::
+        z_{\text{diff}} = \frac{1}{L} \sum_{l=1}^{L} \big| z(x_{l,1}) - z(x_{l,2}) \big|,
+        \qquad v_k(x_{l,1}) = v_k(x_{l,2}),
+
+    labelled :math:`k`. A linear classifier predicts :math:`k` from :math:`z_{\text{diff}}`; the
+    score is its accuracy on ``num_eval`` fresh points. A factor captured by one dimension
+    leaves that dimension at zero difference.
+
+    Finite-sample variant (this function): instead of generating observations, the first row of
+    each pair is drawn uniformly from the rows given and the second uniformly among the *other*
+    rows with the same value of :math:`v_k` (the row itself if its value is unique). The other
+    factors of the pair then follow their empirical distribution given :math:`v_k`; for a full
+    grid or independent factors this is the paper's sampling. Use
+    :func:`beta_vae_score_from_sampler` when new observations can be generated.
+
+    Choices: the classifier is ``LogisticRegression(C=1.0, solver="lbfgs", max_iter=1000)`` on
+    features standardised with the training points' statistics (deterministic; Locatello et al.
+    use sklearn's default logistic regression on raw features). Chance is about :math:`1/K`.
+    Defaults (``batch_size=64``, 10,000 / 5,000 points) follow Locatello et al. (2019).
+
+    Cost: about 0.5 s with the defaults for 10,000 rows x 10 codes x 10 factors.
+
+    :param codes: ``[N, D]`` representation.
+    :param factors: ``[N, K]`` ground-truth factors (``K >= 2``), treated as discrete.
+    :param rng: seed or generator.
+    :param batch_size: pairs averaged per point (:math:`L`).
+    :param num_train: training points for the classifier.
+    :param num_eval: evaluation points.
+    :returns: ``{"beta_vae_score": eval accuracy, "beta_vae_train_accuracy": float}``.
+    """
+    codes_arr, factors_arr = check_pair(codes, factors)
+    labels = factor_labels(factors_arr)
+    if labels.shape[1] < 2:
+        raise ValueError("the BetaVAE score needs at least two factors")
+    gen = make_rng(rng)
+    train = _points_from_sample(codes_arr, labels, num_train, batch_size, gen)
+    evaluation = _points_from_sample(codes_arr, labels, num_eval, batch_size, gen)
+    return _fit_and_score(*train, *evaluation)
+
+
+def beta_vae_score_from_sampler(
+    represent: Represent,
+    sample_factors: SampleFactors,
+    *,
+    rng: RngLike = 0,
+    batch_size: int = 64,
+    num_train: int = 10000,
+    num_eval: int = 5000,
+    chunk_size: int = 4096,
+) -> dict[str, float]:
+    r"""BetaVAE score (see :func:`beta_vae_score`) with fresh observations, as in the paper.
+
+    Each pair draws two factor vectors with ``sample_factors``, copies factor :math:`k` of the
+    first into the second, and encodes both with ``represent``.
+
+    Cost: ``2 * batch_size * (num_train + num_eval)`` rows go through ``represent`` (1.92
+    million with the defaults), which dominates; the classifier costs as in
+    :func:`beta_vae_score`.
+
+    :param represent: maps a factor array ``[n, K]`` to codes ``[n, D]``, typically by
+        generating observations and encoding them (it may be random; use your own generator).
+    :param sample_factors: ``sample_factors(n, rng)`` returns ``n`` factor vectors ``[n, K]``
+        drawn from the factor distribution using the numpy generator ``rng``.
+    :param rng: seed or generator passed (as a generator) to ``sample_factors``.
+    :param batch_size: pairs averaged per point.
+    :param num_train: training points.
+    :param num_eval: evaluation points.
+    :param chunk_size: maximum rows per call of ``represent``.
+    :returns: ``{"beta_vae_score": eval accuracy, "beta_vae_train_accuracy": float}``.
+    """
+    gen = make_rng(rng)
+    train = _points_from_sampler(represent, sample_factors, num_train, batch_size, gen, chunk_size)
+    evaluation = _points_from_sampler(
+        represent, sample_factors, num_eval, batch_size, gen, chunk_size
+    )
+    return _fit_and_score(*train, *evaluation)
