@@ -6,6 +6,7 @@ import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("PYRO_GROUPS_SMOKE", "1")  # notebooks and benchmarks run in smoke mode
 warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
 
 
