@@ -44,6 +44,15 @@ def check_group_inputs(x: Optional[torch.Tensor], mask: torch.Tensor, *, values:
                 raise GroupDataError(f"x has {int(bad.sum())} non-finite (NaN/inf) observed value(s)")
 
 
+def zero_padding(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x`` with its padded slots (``mask`` false) set to zero.
+
+    Models and guides call this first, so that whatever a caller left in padded slots (NaN, values
+    outside a likelihood's support) can neither reach an encoder nor a gradient.
+    """
+    return x.masked_fill(~mask.view(*mask.shape, *([1] * (x.dim() - 2))), 0)
+
+
 @dataclass
 class GroupBatch:
     """A padded batch of ``G`` groups of at most ``K`` observations.

@@ -19,7 +19,7 @@ from pyro.nn.module import to_pyro_module_
 from torch import nn
 
 from pyro_groups._naming import unique_name
-from pyro_groups.data.batch import check_group_inputs
+from pyro_groups.data.batch import check_group_inputs, zero_padding
 from pyro_groups.guides.encoders import DeepSetsGroupEncoder, InstanceEncoder, PerObservationGroupEncoder
 from pyro_groups.models.group_vae import group_plates
 
@@ -56,6 +56,7 @@ class GroupGuide(PyroModule):
         self, x: torch.Tensor, mask: torch.Tensor, *, num_groups: Optional[int] = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         check_group_inputs(x, mask, values=is_validation_enabled())
+        x = zero_padding(x, mask)
         groups, instances = group_plates(mask, num_groups)
         with groups:
             u = pyro.sample("u", self.group_posterior(x, mask))

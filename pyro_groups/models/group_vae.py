@@ -23,7 +23,7 @@ from pyro.nn.module import to_pyro_module_
 from torch import nn
 
 from pyro_groups._naming import unique_name
-from pyro_groups.data.batch import check_group_inputs
+from pyro_groups.data.batch import check_group_inputs, zero_padding
 
 
 def group_plates(mask: torch.Tensor, num_groups: Optional[int]) -> tuple[pyro.plate, pyro.plate]:
@@ -78,6 +78,8 @@ class GroupVAE(PyroModule):
         :returns: the observations (``x`` itself when given).
         """
         check_group_inputs(x, mask, values=is_validation_enabled())
+        if x is not None:
+            x = zero_padding(x, mask)
         groups, instances = group_plates(mask, num_groups)
         ref = mask.new_zeros((), dtype=torch.get_default_dtype()) if x is None else x
         with groups:
