@@ -40,9 +40,14 @@ def resolve_device(device: Optional[str | torch.device]) -> torch.device:
     return dev
 
 
-def make_elbo(loss: str | ELBO, num_particles: int = 1) -> ELBO:
-    """An ELBO instance from a name in :data:`LOSSES` (or the instance itself)."""
-    if isinstance(loss, ELBO):
+LossFn = Callable[..., torch.Tensor]
+
+
+def make_elbo(loss: str | ELBO | LossFn, num_particles: int = 1) -> ELBO | LossFn:
+    """An ELBO instance from a name in :data:`LOSSES`; an ELBO instance or a callable
+    ``loss(model, guide, x, mask, num_groups=N) -> tensor`` (as ``pyro.infer.SVI`` accepts) is
+    returned as it is."""
+    if isinstance(loss, ELBO) or (callable(loss) and not isinstance(loss, str)):
         return loss
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)} or an ELBO instance, got {loss!r}")
@@ -81,7 +86,7 @@ def fit(
     batch_size: int = 256,
     lr: float = 1e-3,
     optimizer: Optional[Callable[[list[nn.Parameter]], torch.optim.Optimizer]] = None,
-    loss: str | ELBO = "trace",
+    loss: str | ELBO | LossFn = "trace",
     num_particles: int = 1,
     penalties: Sequence[nn.Module] = (),
     clip_norm: Optional[float] = None,
@@ -100,7 +105,9 @@ def fit(
 
     :param loss: ``"trace"`` (``Trace_ELBO``, default), ``"meanfield"`` (``TraceMeanField_ELBO``:
         analytic KL where available), ``"jit"`` (``JitTrace_ELBO``; batches are then padded to a
-        fixed shape) or any Pyro ``ELBO`` with ``differentiable_loss``.
+        fixed shape), any Pyro ``ELBO`` with ``differentiable_loss``, or a callable
+        ``loss(model, guide, x, mask, num_groups=N)`` returning a differentiable loss (the custom
+        objectives of :mod:`pyro_groups.objectives`; the same callable works in ``pyro.infer.SVI``).
     :param optimizer: a factory ``params -> torch.optim.Optimizer`` (default ``Adam(lr)``).
     :param seed: seeds torch, numpy, Python and the minibatch order; ``None`` leaves them alone.
     :param device: ``"cpu"``, ``"cuda"``, ...; model, guide and penalties are moved there and each
@@ -163,7 +170,7 @@ def fit(
 def _step(
     model: nn.Module,
     guide: nn.Module,
-    elbo: ELBO,
+    elbo: ELBO | LossFn,
     penalties: Sequence[nn.Module],
     opt: torch.optim.Optimizer,
     params: list[nn.Parameter],
@@ -178,7 +185,8 @@ def _step(
         critic_step = getattr(pen, "critic_step", None)
         if critic_step is not None:
             record.update(critic_step(model, guide, batch, num_groups=n) or {})
-    neg_elbo = elbo.differentiable_loss(model, guide, batch.x, batch.mask, num_groups=n)
+    loss_fn = elbo.differentiable_loss if isinstance(elbo, ELBO) else elbo
+    neg_elbo = loss_fn(model, guide, batch.x, batch.mask, num_groups=n)
     total = neg_elbo
     for i, pen in enumerate(penalties):
         value = pen(model, guide, batch, num_groups=n)
