@@ -35,12 +35,12 @@ def conv_sizes(image_size: Size, num_layers: Optional[int] = None) -> list[tuple
     while len(sizes) <= limit and (num_layers is not None or min(sizes[-1]) >= 8):
         sizes.append((sizes[-1][0] // 2, sizes[-1][1] // 2))
     if min(sizes[-1]) < 1:
-        raise ValueError(f"image size {image_size} is too small for {len(sizes) - 1} stride-2 layers")
+        raise ValueError(f"image size {image_size} is too small for {len(sizes) - 1} layers")
     return sizes
 
 
 class ConvEncoder(nn.Module):
-    """Images ``[..., C, H, W]`` -> features ``[..., out_dim]`` (a ``body`` for the guides' encoders).
+    """Images ``[..., C, H, W]`` -> features ``[..., out_dim]`` (a ``body`` for the encoders).
 
     :param channels: image channels ``C``.
     :param image_size: ``H = W`` or ``(H, W)``.
@@ -71,7 +71,7 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoderNet(nn.Module):
-    """Codes ``[..., in_dim]`` -> image logits ``[..., C, H, W]``, mirroring :class:`ConvEncoder`."""
+    """Codes ``[..., in_dim]`` -> logits ``[..., C, H, W]``, mirroring :class:`ConvEncoder`."""
 
     def __init__(self, in_dim: int, channels: int = 1, image_size: Size = 64, hidden: int = 256,
                  num_layers: Optional[int] = None) -> None:
@@ -82,12 +82,16 @@ class ConvDecoderNet(nn.Module):
         chans = [*reversed(CHANNELS[:n]), channels]
         h, w = self.sizes[-1]
         self.start = (chans[0], h, w)
-        self.dense = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, chans[0] * h * w))
+        self.dense = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, chans[0] * h * w)
+        )
         layers: list[nn.Module] = [nn.ReLU()] if n else []
         for i in range(n):
             (th, tw), (sh, sw) = self.sizes[n - 1 - i], self.sizes[n - i]
             pad = (th - 2 * sh, tw - 2 * sw)
-            layers.append(nn.ConvTranspose2d(chans[i], chans[i + 1], 4, stride=2, padding=1, output_padding=pad))
+            layers.append(
+                nn.ConvTranspose2d(chans[i], chans[i + 1], 4, 2, padding=1, output_padding=pad)
+            )
             if i < n - 1:
                 layers.append(nn.ReLU())
         self.deconvs = nn.Sequential(*layers)
@@ -110,8 +114,17 @@ class ConvDecoder(nn.Module):
         (per-channel scale: learned, or fixed by ``scale``).
     """
 
-    def __init__(self, u_dim: int, v_dim: int, channels: int = 1, likelihood: str = "bernoulli",
-                 image_size: Size = 64, *, scale: Optional[float] = None, num_layers: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        u_dim: int,
+        v_dim: int,
+        channels: int = 1,
+        likelihood: str = "bernoulli",
+        image_size: Size = 64,
+        *,
+        scale: Optional[float] = None,
+        num_layers: Optional[int] = None,
+    ) -> None:
         super().__init__()
         if likelihood not in ("bernoulli", "normal"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'normal', got {likelihood!r}")
@@ -119,7 +132,8 @@ class ConvDecoder(nn.Module):
         self.net = ConvDecoderNet(u_dim + v_dim, channels, image_size, num_layers=num_layers)
         self.event_shape = torch.Size([channels, *self.net.sizes[0]])
         self.fixed_scale = scale
-        self.raw_scale = nn.Parameter(torch.zeros(channels)) if likelihood == "normal" and scale is None else None
+        learned = likelihood == "normal" and scale is None
+        self.raw_scale = nn.Parameter(torch.zeros(channels)) if learned else None
 
     def _logits(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         shape = torch.broadcast_shapes(u.shape[:-1], v.shape[:-1])

@@ -3,9 +3,9 @@
 A labelled set has two factors: ``label`` (the class) and ``example`` (the position of an image
 among the images of its class; ``factor_sizes[1]`` is the largest class's count and rows beyond
 a smaller class's count wrap around, so every factor row names an image; ``sample_factors`` draws
-only in-range rows). ``example`` is not a generative factor: give metrics ``factors[:, :1]``. Grouping
-by label is ``group_by_factors(data, ["label"], ...)`` (resampling) or :meth:`LabelledImages.partition`
-(each image exactly once).
+only in-range rows). ``example`` is not a generative factor: give metrics ``factors[:, :1]``.
+Grouping by label is ``group_by_factors(data, ["label"], ...)`` (resampling) or
+:meth:`LabelledImages.partition` (each image exactly once).
 """
 from __future__ import annotations
 
@@ -52,10 +52,14 @@ class LabelledImages(FactorDataset):
         self.num_classes = int(num_classes if num_classes is not None else labels.max() + 1)
         counts = np.bincount(labels, minlength=self.num_classes)
         if len(counts) > self.num_classes or (counts == 0).any():
-            raise ValueError(f"every class 0..{self.num_classes - 1} needs an image; counts {counts.tolist()}")
+            raise ValueError(
+                f"every class 0..{self.num_classes - 1} needs an image; counts {counts.tolist()}"
+            )
         self.name = name
         self._images = imgs
-        self.max_value = float(max_value if max_value is not None else (255 if imgs.dtype == torch.uint8 else 1))
+        if max_value is None:
+            max_value = 255.0 if imgs.dtype == torch.uint8 else 1.0
+        self.max_value = float(max_value)
         self.labels = labels.astype(np.int64)
         self.order = np.argsort(self.labels, kind="stable")  # image indices sorted by label
         self.counts = counts.astype(np.int64)
@@ -89,9 +93,12 @@ class LabelledImages(FactorDataset):
 
     def images_at(self, index) -> torch.Tensor:
         """Images ``[n, C, H, W]`` (float32 in ``[0, 1]``) at stored indices."""
-        return self._images[torch.as_tensor(index, dtype=torch.long)].to(torch.float32) / self.max_value
+        x = self._images[torch.as_tensor(index, dtype=torch.long)]
+        return x.to(torch.float32) / self.max_value
 
-    def partition(self, group_size: int = 8, *, rng: RngLike = None, shuffle: bool = True) -> GroupedData:
+    def partition(
+        self, group_size: int = 8, *, rng: RngLike = None, shuffle: bool = True
+    ) -> GroupedData:
         """Every image exactly once, in groups of one label of at most ``group_size`` (the last
         group of each label may be smaller).
 
@@ -113,7 +120,9 @@ class LabelledImages(FactorDataset):
                 examples.append(torch.as_tensor(chunk).unsqueeze(-1))
         if shuffle:
             perm = g.permutation(len(groups))
-            groups, labels, examples = [groups[i] for i in perm], [labels[i] for i in perm], [examples[i] for i in perm]
+            groups = [groups[i] for i in perm]
+            labels = [labels[i] for i in perm]
+            examples = [examples[i] for i in perm]
         return GroupedData.from_groups(
             [self.images_at(ix) for ix in groups],
             u_true=torch.as_tensor(labels).unsqueeze(-1),
@@ -127,4 +136,5 @@ def digits() -> LabelledImages:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    return LabelledImages(bunch.images.astype(np.float32), bunch.target, max_value=16.0, name="digits")
+    images = bunch.images.astype(np.float32)
+    return LabelledImages(images, bunch.target, max_value=16.0, name="digits")

@@ -71,7 +71,7 @@ class FactorDataset:
         return j % self.num_factors
 
     def check_factors(self, factors) -> np.ndarray:
-        """``factors`` as an int64 array ``[n, F]``; raises ``ValueError`` on bad shapes or classes."""
+        """``factors`` as int64 ``[n, F]``; raises ``ValueError`` on bad shapes or classes."""
         if isinstance(factors, torch.Tensor):
             factors = factors.detach().cpu().numpy()
         f = np.asarray(factors)
@@ -109,7 +109,7 @@ class FactorDataset:
         return np.stack([g.integers(0, s, size=n) for s in self.factor_sizes], 1).astype(np.int64)
 
     def images(self, factors) -> torch.Tensor:
-        """Observations ``[n, *observation_shape]`` (float in ``[0, 1]``) of factor rows ``[n, F]``."""
+        """Observations ``[n, *observation_shape]`` in ``[0, 1]`` of factor rows ``[n, F]``."""
         raise NotImplementedError
 
     def sample_observations_from_factors(self, factors, rng: RngLike = None) -> torch.Tensor:
@@ -141,14 +141,18 @@ def group_sizes(num_groups: int, group_size: GroupSize, rng: RngLike = None) -> 
     return sizes.astype(np.int64)
 
 
-def poisson_sizes(mean: float, min_size: int = 1) -> Callable[[int, np.random.Generator], np.ndarray]:
-    """Ragged group sizes ``min_size + Poisson(mean)`` (the Exam-Scores recipe), for ``group_size``."""
+def poisson_sizes(
+    mean: float, min_size: int = 1
+) -> Callable[[int, np.random.Generator], np.ndarray]:
+    """Ragged sizes ``min_size + Poisson(mean)`` (the Exam-Scores recipe), for ``group_size``."""
     if min_size < 1:
         raise ValueError(f"min_size must be >= 1, got {min_size}")
     return lambda n, g: min_size + g.poisson(mean, size=n)
 
 
-def _grouped(data: FactorDataset, rows: np.ndarray, sizes: np.ndarray, g, dtype, shared) -> GroupedData:
+def _grouped(
+    data: FactorDataset, rows: np.ndarray, sizes: np.ndarray, g, dtype, shared
+) -> GroupedData:
     """Render factor rows ``[G, K, F]`` into a padded :class:`GroupedData`."""
     num_groups, k_max, _ = rows.shape
     mask = torch.as_tensor(np.arange(k_max) < sizes[:, None])
@@ -200,7 +204,8 @@ def random_groups(
     ``None`` and ``v_true`` ``[G, K, F]`` holds every factor."""
     g = as_rng(rng)
     sizes = group_sizes(num_groups, group_size, g)
-    rows = data.sample_factors(num_groups * int(sizes.max()), g).reshape(num_groups, int(sizes.max()), -1)
+    k_max = int(sizes.max())
+    rows = data.sample_factors(num_groups * k_max, g).reshape(num_groups, k_max, -1)
     return _grouped(data, rows, sizes, g, dtype, None)
 
 
@@ -268,4 +273,5 @@ def pairs_sharing(
     second = np.where(shared, first, second)
     x1 = data.sample_observations_from_factors(first, g).to(dtype)
     x2 = data.sample_observations_from_factors(second, g).to(dtype)
-    return FactorPairs(x1, x2, torch.as_tensor(first), torch.as_tensor(second), torch.as_tensor(shared))
+    as_t = torch.as_tensor
+    return FactorPairs(x1, x2, as_t(first), as_t(second), as_t(shared))

@@ -36,6 +36,10 @@ class DataFileError(ValueError):
     """A data file has the wrong format, keys or shapes."""
 
 
+def _generic_names(n: int) -> tuple[str, ...]:
+    return tuple(f"factor_{j}" for j in range(n))
+
+
 def _existing(path, what: str, hint: str) -> Path:
     p = Path(path).expanduser()
     if not p.is_file():
@@ -53,11 +57,23 @@ class FileFactorData(FactorDataset):
     :param max_value: pixel value mapped to 1.
     """
 
-    def __init__(self, images, classes, names: Sequence[str], values=None, *, max_value: float = 1.0,
-                 channels_last: bool = False, name: str = "file", handle=None) -> None:
+    def __init__(
+        self,
+        images,
+        classes,
+        names: Sequence[str],
+        values=None,
+        *,
+        max_value: float = 1.0,
+        channels_last: bool = False,
+        name: str = "file",
+        handle=None,
+    ) -> None:
         classes = np.asarray(classes)
         if classes.ndim != 2 or classes.shape[0] != images.shape[0] or classes.shape[0] == 0:
-            raise DataFileError(f"classes must be [N, F] with N = {images.shape[0]} > 0, got {classes.shape}")
+            raise DataFileError(
+                f"classes must be [N, F] with N = {images.shape[0]} > 0, got {classes.shape}"
+            )
         keep = [j for j in range(classes.shape[1]) if classes[:, j].max() > classes[:, j].min()]
         if not keep:
             raise DataFileError(f"{name}: no factor takes more than one value")
@@ -67,7 +83,8 @@ class FileFactorData(FactorDataset):
         self.classes, self.name, self._handle = classes, name, handle
         self._images, self.max_value, self.channels_last = images, float(max_value), channels_last
         self.lookup = np.full(int(np.prod(self.factor_sizes)), -1, dtype=np.int64)
-        self.lookup[np.ravel_multi_index(classes.T, self.factor_sizes)] = np.arange(classes.shape[0])
+        flat = np.ravel_multi_index(classes.T, self.factor_sizes)
+        self.lookup[flat] = np.arange(classes.shape[0])
         self.complete = bool((self.lookup >= 0).all())
         if values is not None:
             values = np.asarray(values, dtype=np.float64)[:, keep]
@@ -77,7 +94,8 @@ class FileFactorData(FactorDataset):
         self.observation_shape = (shape[2], *shape[:2]) if channels_last else (1, *shape)
 
     def __repr__(self) -> str:
-        return f"FileFactorData({self.name!r}, factors={dict(zip(self.factor_names, self.factor_sizes))})"
+        factors = dict(zip(self.factor_names, self.factor_sizes))
+        return f"FileFactorData({self.name!r}, factors={factors})"
 
     def close(self) -> None:
         """Close the underlying file (h5py), if any."""
@@ -88,14 +106,19 @@ class FileFactorData(FactorDataset):
     def sample_factors(self, n: int, rng: RngLike = None) -> np.ndarray:
         """Uniform factor rows; from the stored rows when the file does not hold the full grid."""
         g = as_rng(rng)
-        return super().sample_factors(n, g) if self.complete else self.classes[g.integers(0, len(self.classes), n)]
+        if self.complete:
+            return super().sample_factors(n, g)
+        return self.classes[g.integers(0, len(self.classes), n)]
 
     def row_index(self, factors) -> np.ndarray:
-        """The stored rows of factor rows ``[n, F]``; raises ``KeyError`` for absent combinations."""
+        """The stored rows of factor rows ``[n, F]``; ``KeyError`` for absent combinations."""
         f = self.check_factors(factors)
-        rows = self.lookup[np.ravel_multi_index(f.T, self.factor_sizes)] if f.size else np.zeros(0, np.int64)
+        if not f.size:
+            return np.zeros(0, np.int64)
+        rows = self.lookup[np.ravel_multi_index(f.T, self.factor_sizes)]
         if (rows < 0).any():
-            raise KeyError(f"factor combination {f[np.argmax(rows < 0)].tolist()} is not in {self.name}")
+            absent = f[np.argmax(rows < 0)].tolist()
+            raise KeyError(f"factor combination {absent} is not in {self.name}")
         return rows
 
     def images(self, factors) -> torch.Tensor:
@@ -105,15 +128,21 @@ class FileFactorData(FactorDataset):
             data = self._images[rows]
         else:  # h5py wants increasing, unique indices
             uniq, inverse = np.unique(rows, return_inverse=True)
-            data = self._images[uniq][inverse] if uniq.size else np.zeros((0, *self._images.shape[1:]), np.uint8)
+            if uniq.size:
+                data = self._images[uniq][inverse]
+            else:
+                data = np.zeros((0, *self._images.shape[1:]), np.uint8)
         x = torch.as_tensor(np.ascontiguousarray(data)).to(torch.float32) / self.max_value
         return x.permute(0, 3, 1, 2).contiguous() if self.channels_last else x.unsqueeze(1)
 
 
 def load_dsprites(path=DSPRITES_FILE) -> FileFactorData:
     """Load the dSprites ``.npz`` (the constant ``color`` factor is dropped: 5 factors remain)."""
-    p = _existing(path, "dSprites file", f"get {DSPRITES_FILE} from https://github.com/deepmind/dsprites-dataset "
-                  "or use pyro_groups.data.Sprites() (procedural)")
+    hint = (
+        f"get {DSPRITES_FILE} from https://github.com/deepmind/dsprites-dataset "
+        "or use pyro_groups.data.Sprites() (procedural)"
+    )
+    p = _existing(path, "dSprites file", hint)
     try:
         npz = np.load(p, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError) as e:
@@ -128,10 +157,12 @@ def load_dsprites(path=DSPRITES_FILE) -> FileFactorData:
     if imgs.ndim != 3:
         raise DataFileError(f"imgs must be [N, H, W], got {imgs.shape}")
     if classes.ndim != 2 or classes.shape[0] != n or not np.issubdtype(classes.dtype, np.integer):
-        raise DataFileError(f"latents_classes must be integer [{n}, F], got {classes.shape} {classes.dtype}")
+        raise DataFileError(
+            f"latents_classes must be integer [{n}, F], got {classes.shape} {classes.dtype}"
+        )
     if values is not None and values.shape != classes.shape:
         raise DataFileError(f"latents_values must have shape {classes.shape}, got {values.shape}")
-    names = DSPRITES_NAMES if classes.shape[1] == 6 else tuple(f"factor_{j}" for j in range(classes.shape[1]))
+    names = DSPRITES_NAMES if classes.shape[1] == 6 else _generic_names(classes.shape[1])
     max_value = 1.0 if imgs[:1000].max(initial=0) <= 1 else 255.0
     return FileFactorData(imgs, classes, names, values, max_value=max_value, name=p.name)
 
@@ -143,8 +174,11 @@ def load_shapes3d(path=SHAPES3D_FILE, *, in_memory: bool = False) -> FileFactorD
     """
     import h5py
 
-    p = _existing(path, "3DShapes file", f"get {SHAPES3D_FILE} from https://github.com/deepmind/3d-shapes "
-                  "or use pyro_groups.data.Shapes3D() (procedural)")
+    hint = (
+        f"get {SHAPES3D_FILE} from https://github.com/deepmind/3d-shapes "
+        "or use pyro_groups.data.Shapes3D() (procedural)"
+    )
+    p = _existing(path, "3DShapes file", hint)
     try:
         f = h5py.File(p, "r")
     except OSError as e:
@@ -152,21 +186,27 @@ def load_shapes3d(path=SHAPES3D_FILE, *, in_memory: bool = False) -> FileFactorD
     try:
         missing = {"images", "labels"} - set(f.keys())
         if missing:
-            raise DataFileError(f"{p} lacks dataset(s) {sorted(missing)}; it has {sorted(f.keys())}")
+            raise DataFileError(
+                f"{p} lacks dataset(s) {sorted(missing)}; it has {sorted(f.keys())}"
+            )
         images, labels = f["images"], f["labels"][()]
         n = images.shape[0]
         if images.ndim != 4 or images.shape[-1] != 3:
             raise DataFileError(f"images must be [N, H, W, 3], got {images.shape}")
         if labels.ndim != 2 or labels.shape[0] != n:
             raise DataFileError(f"labels must be [{n}, F], got {labels.shape}")
-        classes = np.stack([np.unique(np.round(c, 6), return_inverse=True)[1].reshape(-1) for c in labels.T], 1)
-        names = SHAPES3D_NAMES if labels.shape[1] == 6 else tuple(f"factor_{j}" for j in range(labels.shape[1]))
+        ranks = [np.unique(np.round(c, 6), return_inverse=True)[1].reshape(-1) for c in labels.T]
+        classes = np.stack(ranks, 1)
+        names = SHAPES3D_NAMES if labels.shape[1] == 6 else _generic_names(labels.shape[1])
         max_value = 255.0 if images.dtype == np.uint8 else 1.0
         if in_memory:
             images = images[()]
             f.close()
-        return FileFactorData(images, classes, names, labels, max_value=max_value, channels_last=True,
-                              name=p.name, handle=None if in_memory else f)
+        handle = None if in_memory else f
+        return FileFactorData(
+            images, classes, names, labels, max_value=max_value, channels_last=True,
+            name=p.name, handle=handle,
+        )
     except BaseException:
         f.close()
         raise
@@ -188,19 +228,22 @@ def read_idx(path) -> np.ndarray:
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     body = raw[4 + 4 * ndim :]
     if len(body) != int(np.prod(dims)) * dtype.itemsize:
-        raise DataFileError(f"{p}: header promises shape {dims} but the file holds {len(body)} bytes of data")
+        raise DataFileError(
+            f"{p}: header promises shape {dims} but the file holds {len(body)} bytes of data"
+        )
     return np.frombuffer(body, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
 def _find(directory: Path, stem: str) -> Optional[Path]:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+    dotted = stem.replace("-idx", ".idx")  # e.g. train-images.idx3-ubyte
+    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
         if (directory / name).is_file():
             return directory / name
     return None
 
 
 def load_mnist(directory=".", split: str = "train") -> LabelledImages:
-    """Load MNIST (or a set in its idx format) from ``directory`` as labelled images ``[N, 1, 28, 28]``.
+    """Load MNIST (or a set in its idx format) from ``directory``: images ``[N, 1, 28, 28]``.
 
     :param split: ``"train"`` (``train-images-idx3-ubyte``) or ``"test"`` (``t10k-...``).
     """
@@ -208,7 +251,8 @@ def load_mnist(directory=".", split: str = "train") -> LabelledImages:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     d = Path(os.fspath(directory)).expanduser()
     prefix = "train" if split == "train" else "t10k"
-    found = {kind: _find(d, f"{prefix}-{kind}") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")}
+    kinds = ("images-idx3-ubyte", "labels-idx1-ubyte")
+    found = {kind: _find(d, f"{prefix}-{kind}") for kind in kinds}
     for kind, p in found.items():
         if p is None:
             raise FileNotFoundError(f"MNIST file {prefix}-{kind}[.gz] not found in {str(d)!r}")

@@ -43,7 +43,8 @@ def hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tenso
 def _object_masks(shape: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
     """Whether ``(px, py)`` (object units, ``py`` upwards from the base) is inside the object."""
     cube = (px.abs() <= 1.0) & (py >= 0.0) & (py <= 2.0)
-    cyl = ((px.abs() <= 0.85) & (py >= 0.0) & (py <= 1.7)) | ((px / 0.85) ** 2 + ((py - 1.7) / 0.3) ** 2 <= 1.0)
+    body = (px.abs() <= 0.85) & (py >= 0.0) & (py <= 1.7)
+    cyl = body | ((px / 0.85) ** 2 + ((py - 1.7) / 0.3) ** 2 <= 1.0)
     sphere = px**2 + (py - 1.0) ** 2 <= 1.0
     seg = px.clamp(-0.55, 0.55)
     capsule = (px - seg) ** 2 + (py - 0.55) ** 2 <= 0.55**2
@@ -68,7 +69,8 @@ class Shapes3D(FactorDataset):
         self.chunk_size = int(chunk_size)
         self.observation_shape = (3, self.image_size, self.image_size)
         hues = np.linspace(0.0, 0.9, 10)
-        self.values = (hues, hues, hues, np.linspace(0.75, 1.25, 8), np.arange(4.0), np.linspace(-30.0, 30.0, 15))
+        scales, angles = np.linspace(0.75, 1.25, 8), np.linspace(-30.0, 30.0, 15)
+        self.values = (hues, hues, hues, scales, np.arange(4.0), angles)
         self._tables = [torch.as_tensor(v, dtype=torch.float32) for v in self.values]
 
     def __repr__(self) -> str:
@@ -85,7 +87,9 @@ class Shapes3D(FactorDataset):
     def _render(self, f: torch.Tensor) -> torch.Tensor:
         n, size = f.shape[0], self.image_size
         unit = size / 64.0
-        floor_h, wall_h, obj_h, scale, _, angle = (self._tables[j][f[:, j]].view(-1, 1, 1) for j in range(6))
+        floor_h, wall_h, obj_h, scale, _, angle = (
+            self._tables[j][f[:, j]].view(-1, 1, 1) for j in range(6)
+        )
         sin = torch.sin(angle * (math.pi / 180.0))
         one = torch.ones(n, 1, 1)
         floor_rgb = hsv_to_rgb(floor_h, one, 0.85 * one).view(n, 3, 1, 1)
@@ -109,7 +113,8 @@ class Shapes3D(FactorDataset):
         inside = _object_masks(f[:, 4], px, py).unsqueeze(1)
         cube_side = (f[:, 4] == 0).view(-1, 1, 1) & (sin * (px - 1.6 * sin) > 0)
         light = 1.0 - 0.35 * torch.clamp(px * sin * 2.0, 0.0, 1.0) - 0.25 * cube_side.float()
-        img[:, :, r0:r1, c0:c1] = torch.where(inside, obj_rgb * light.unsqueeze(1), img[:, :, r0:r1, c0:c1])
+        window = img[:, :, r0:r1, c0:c1]
+        img[:, :, r0:r1, c0:c1] = torch.where(inside, obj_rgb * light.unsqueeze(1), window)
         return img
 
 

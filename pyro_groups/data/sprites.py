@@ -1,4 +1,4 @@
-r"""Procedural dSprites (Matthey et al. 2017): binary 64x64 images of 2-D shapes, rendered on demand.
+r"""Procedural dSprites (Matthey et al. 2017): binary 64x64 images of shapes, rendered on demand.
 
 Five factors with the sizes of dSprites (its constant ``color`` factor is left out, as in
 ``disentanglement_lib``):
@@ -84,7 +84,8 @@ class Sprites(FactorDataset):
         f = torch.as_tensor(self.check_factors(factors))
         out = torch.empty((f.shape[0], *self.observation_shape))
         for start in range(0, f.shape[0], self.chunk_size):
-            out[start : start + self.chunk_size, 0] = self._render(f[start : start + self.chunk_size])
+            stop = start + self.chunk_size
+            out[start:stop, 0] = self._render(f[start:stop])
         return out
 
     def _render(self, f: torch.Tensor) -> torch.Tensor:

@@ -2,13 +2,20 @@ import gzip
 import itertools
 import struct
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
 from pyro_groups.data.factors import group_by_factors
-from pyro_groups.data.loaders import DataFileError, load_dsprites, load_mnist, load_shapes3d, read_idx
+from pyro_groups.data.loaders import (
+    DataFileError,
+    load_dsprites,
+    load_mnist,
+    load_shapes3d,
+    read_idx,
+)
+
+h5py = pytest.importorskip("h5py")
 
 DS_SIZES = (1, 3, 2, 2, 3, 2)  # color, shape, scale, orientation, pos_x, pos_y
 
@@ -60,7 +67,8 @@ def test_dsprites_rows_in_any_order_and_incomplete(tmp_path, dsprites_file):
 def test_dsprites_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="dSprites"):
         load_dsprites(tmp_path / "nothing.npz")
-    np.savez(tmp_path / "keys.npz", images=np.zeros((2, 4, 4)), latents_classes=np.zeros((2, 6), np.int64))
+    classes = np.zeros((2, 6), np.int64)
+    np.savez(tmp_path / "keys.npz", images=np.zeros((2, 4, 4)), latents_classes=classes)
     with pytest.raises(DataFileError, match="imgs"):
         load_dsprites(tmp_path / "keys.npz")
     np.savez(tmp_path / "shape.npz", imgs=np.zeros((2, 16)), latents_classes=np.array([[0], [1]]))
@@ -81,7 +89,8 @@ SH_SIZES = (2, 2, 3, 2, 4, 2)
 def shapes_file(tmp_path):
     rng = np.random.default_rng(0)
     classes = grid(SH_SIZES)
-    labels = classes * np.array([0.1, 0.1, 0.1, 0.25, 1.0, 30.0]) + np.array([0, 0, 0, 0.75, 0, -30.0])
+    step = np.array([0.1, 0.1, 0.1, 0.25, 1.0, 30.0])
+    labels = classes * step + np.array([0, 0, 0, 0.75, 0, -30.0])
     imgs = rng.integers(0, 256, size=(len(classes), 8, 8, 3)).astype(np.uint8)
     path = tmp_path / "3dshapes.h5"
     with h5py.File(path, "w") as f:
@@ -94,13 +103,15 @@ def shapes_file(tmp_path):
 def test_shapes3d_round_trip(shapes_file, in_memory):
     path, imgs, classes = shapes_file
     d = load_shapes3d(path, in_memory=in_memory)
-    assert d.factor_names == ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
+    names = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
+    assert d.factor_names == names
     assert d.factor_sizes == SH_SIZES and d.observation_shape == (3, 8, 8)
     rows = np.array([5, 0, 17, 5, 90])  # repeated and unsorted rows
     x = d.images(classes[rows])
     expect = torch.as_tensor(imgs[rows]).permute(0, 3, 1, 2).float() / 255
     assert torch.allclose(x, expect) and x.min() >= 0 and x.max() <= 1
-    assert d.factor_values([[0, 0, 0, 1, 3, 1]])[0].tolist() == pytest.approx([0, 0, 0, 1.0, 3.0, 0.0])
+    values = d.factor_values([[0, 0, 0, 1, 3, 1]])[0]
+    assert values.tolist() == pytest.approx([0, 0, 0, 1.0, 3.0, 0.0])
     gd = group_by_factors(d, ["shape", "scale"], 2, 3, rng=0)
     assert gd.x.shape == (2, 3, 3, 8, 8)
     d.close()
@@ -124,7 +135,8 @@ def test_shapes3d_errors(tmp_path):
 
 
 def idx_bytes(array, code=0x08):
-    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, code, array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
     return header + array.astype(">u1" if code == 0x08 else ">i4").tobytes()
 
 
@@ -132,7 +144,8 @@ def write_mnist(directory, prefix="train", gz=False, n=30):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(n, 28, 28)).astype(np.uint8)
     labels = np.arange(n) % 10
-    for stem, arr in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
+    files = ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels))
+    for stem, arr in files:
         raw = idx_bytes(arr)
         if gz:
             (directory / (stem + ".gz")).write_bytes(gzip.compress(raw))
@@ -149,8 +162,9 @@ def test_mnist_round_trip(tmp_path, gz):
     assert torch.allclose(m.images_at(np.arange(30))[:, 0], torch.as_tensor(images).float() / 255)
     assert np.array_equal(m.labels, labels)
     gd = group_by_factors(m, ["label"], 4, 3, rng=0)
-    assert (m.labels[m.image_index(np.stack([gd.u_true[:, 0].repeat_interleave(3), gd.v_true.flatten()], 1))]
-            == gd.u_true[:, 0].repeat_interleave(3).numpy()).all()
+    label = gd.u_true[:, 0].repeat_interleave(3)
+    index = m.image_index(np.stack([label, gd.v_true.flatten()], 1))
+    assert (m.labels[index] == label.numpy()).all()
 
 
 def test_mnist_test_split_and_idx_types(tmp_path):

@@ -22,7 +22,8 @@ def row(**changes):
 
 def test_interface(data):
     assert data.factor_sizes == (10, 10, 10, 8, 4, 15)
-    assert data.factor_names == ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
+    names = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
+    assert data.factor_names == names
     assert data.num_factors == 6 and len(SHAPES) == 4
     assert data.observation_shape == (3, 64, 64)
 
@@ -39,7 +40,8 @@ def test_hsv_to_rgb():
     h = torch.tensor([0.0, 1 / 3, 2 / 3])
     rgb = hsv_to_rgb(h, torch.ones(3), torch.ones(3))
     assert torch.allclose(rgb, torch.eye(3), atol=1e-6)
-    assert torch.allclose(hsv_to_rgb(h, torch.zeros(3), torch.full((3,), 0.5)), torch.full((3, 3), 0.5))
+    grey = hsv_to_rgb(h, torch.zeros(3), torch.full((3,), 0.5))
+    assert torch.allclose(grey, torch.full((3, 3), 0.5))
 
 
 def changed(data, a, b):
@@ -61,11 +63,14 @@ def test_wall_hue_changes_only_the_walls(data):
 def test_object_hue_changes_only_the_object(data):
     diff = changed(data, row(), row(object_hue=1))
     assert diff.any()
-    assert not diff[0].any() and not diff[-1].any() and not diff[:, :10].any() and not diff[:, -10:].any()
+    assert not diff[0].any() and not diff[-1].any()
+    assert not diff[:, :10].any() and not diff[:, -10:].any()
 
 
 def object_area(data, **changes):
-    return int(changed(data, row(**changes), row(object_hue=0, **{k: v for k, v in changes.items() if k != "object_hue"})).sum())
+    """Pixels that change with the object's hue: the object's area."""
+    other = {k: v for k, v in changes.items() if k != "object_hue"}
+    return int(changed(data, row(**changes), row(object_hue=0, **other)).sum())
 
 
 def test_scale_grows_the_object(data):

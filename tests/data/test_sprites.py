@@ -15,7 +15,8 @@ def data():
 def com(img):
     """Centre of mass ``(row, col)`` of a ``[1, H, W]`` image."""
     img = img[0]
-    rows, cols = torch.meshgrid(torch.arange(img.shape[0]), torch.arange(img.shape[1]), indexing="ij")
+    rows = torch.arange(img.shape[0]).view(-1, 1)
+    cols = torch.arange(img.shape[1]).view(1, -1)
     m = img.sum()
     return float((rows * img).sum() / m), float((cols * img).sum() / m)
 
@@ -46,7 +47,13 @@ def test_chunking_does_not_change_images(data):
 
 
 def test_shapes_stay_inside_the_canvas(data):
-    corners = [[s, 5, o, px, py] for s in range(3) for o in (0, 5, 10, 25) for px in (0, 31) for py in (0, 31)]
+    corners = [
+        [s, 5, o, px, py]
+        for s in range(3)
+        for o in (0, 5, 10, 25)
+        for px in (0, 31)
+        for py in (0, 31)
+    ]
     f = np.concatenate([np.array(corners), data.sample_factors(500, 2)])
     x = data.images(f)[:, 0]
     border = x[:, 0].sum() + x[:, -1].sum() + x[:, :, 0].sum() + x[:, :, -1].sum()
@@ -65,7 +72,8 @@ def test_x_position_moves_centre_of_mass_right(data):
 
 
 def test_y_position_moves_centre_of_mass_down(data):
-    (r0, c0), (r1, c1) = com(data.images([[1, 4, 3, 10, 0]])[0]), com(data.images([[1, 4, 3, 10, 31]])[0])
+    top, bottom = data.images([[1, 4, 3, 10, 0], [1, 4, 3, 10, 31]])
+    (r0, c0), (r1, c1) = com(top), com(bottom)
     assert r1 - r0 == pytest.approx(32.0, abs=0.6)
     assert c1 == pytest.approx(c0, abs=1e-6)
 
