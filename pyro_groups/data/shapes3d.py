@@ -116,8 +116,3 @@ class Shapes3D(FactorDataset):
         window = img[:, :, r0:r1, c0:c1]
         img[:, :, r0:r1, c0:c1] = torch.where(inside, obj_rgb * light.unsqueeze(1), window)
         return img
-
-
-def shapes3d(image_size: int = 64) -> Shapes3D:
-    """The procedural 3DShapes-like data set (see :class:`Shapes3D`)."""
-    return Shapes3D(image_size=image_size)

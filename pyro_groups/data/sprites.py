@@ -113,8 +113,3 @@ class Sprites(FactorDataset):
         out = torch.zeros(n, size * size)
         out.scatter_(1, index, inside.view(n, -1).to(torch.float32))
         return out.view(n, size, size)
-
-
-def sprites(image_size: int = 64) -> Sprites:
-    """The procedural dSprites data set (see :class:`Sprites`)."""
-    return Sprites(image_size=image_size)
