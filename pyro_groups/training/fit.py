@@ -194,8 +194,9 @@ def _step(
         total = total + value
     where = f"epoch {epoch}, step {step}"
     if not torch.isfinite(total):
+        value = float(total.detach())
         raise TrainingDivergedError(
-            f"non-finite loss ({float(total)}) at {where}; the update was not applied, so the "
+            f"non-finite loss ({value}) at {where}; the update was not applied, so the "
             "model and guide keep the last good parameters (and the last checkpoint is intact). "
             "Try a smaller learning rate or clip_norm."
         )
