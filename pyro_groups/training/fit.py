@@ -145,6 +145,12 @@ def fit(
         set_rng_state(state["rng"], generator)
 
     n = len(data)
+    if fixed_shape and start < epochs:
+        # Compiling runs the model and guide three times; do it on a forked RNG so that a resumed
+        # run draws the same random numbers as an uninterrupted one.
+        first = next(data.batches(batch_size, shuffle=False, fixed_shape=True)).to(dev)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            elbo.differentiable_loss(model, guide, first.x, first.mask, num_groups=n)
     bar = tqdm(range(start, epochs), disable=not progress, desc="fit", unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
