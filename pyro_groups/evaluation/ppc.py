@@ -45,20 +45,25 @@ def posterior_predictive(
 
 def to_inference_data(batch: GroupBatch, draws: dict[str, torch.Tensor]) -> Any:
     """An ``arviz.InferenceData`` with ``posterior`` (``u``), ``posterior_predictive`` and
-    ``observed_data`` (``x`` over the valid observations, flattened to an ``obs`` dimension)."""
+    ``observed_data`` (``x`` over the valid observations, flattened to an ``obs`` dimension with a
+    ``group_of_obs`` coordinate)."""
     az = _arviz()
     mask = batch.mask.cpu()
     x_obs = batch.x.cpu()[mask].flatten(1).numpy()
     x_rep = draws["x"].cpu()[:, mask].flatten(2).numpy()
     group_of_obs = torch.arange(batch.num_groups).unsqueeze(-1).expand_as(mask)[mask].numpy()
     squeeze = x_obs.shape[-1] == 1
-    return az.from_dict(
+    idata = az.from_dict(
         posterior={"u": draws["u"].cpu().numpy()[None]},
         posterior_predictive={"x": (x_rep[..., 0] if squeeze else x_rep)[None]},
         observed_data={"x": x_obs[..., 0] if squeeze else x_obs},
-        coords={"obs": np.arange(len(x_obs)), "group": np.arange(batch.num_groups), "group_of_obs": ("obs", group_of_obs)},
+        coords={"obs": np.arange(len(x_obs)), "group": np.arange(batch.num_groups)},
         dims={"u": ["group", "u_dim"], "x": ["obs"] if squeeze else ["obs", "feature"]},
     )
+    # from_dict drops non-dimension coordinates: attach each observation's group afterwards
+    for name in ("posterior_predictive", "observed_data"):
+        setattr(idata, name, getattr(idata, name).assign_coords(group_of_obs=("obs", group_of_obs)))
+    return idata
 
 
 def _group_stats(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,77 @@
+"""The ``pyro-groups exam-scores`` command in smoke mode: JSON in the DESIGN format, and figures."""
+import contextlib
+import io
+import json
+
+import pytest
+
+from pyro_groups.cli import build_parser, main
+from pyro_groups.experiments.exam_scores import PAPER
+
+ROWS = ["cxvae", "mlvae", "gvae", "cxvae-u-average", "cxvae-u-product", "cxvae-v-unconditional"]
+METRICS = ["rec_err", "trans_err", "u_pred_err", "v_pred_err"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exam_scores")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["exam-scores", "--smoke-test", "--out", str(out), "--no-progress"])
+    return code, out, printed.getvalue()
+
+
+def test_returns_zero_and_writes_files(smoke_run):
+    code, out, _ = smoke_run
+    assert code == 0
+    for name in ("results.json", "translation.png", "errors_by_epoch.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    for name in ("translation.png", "errors_by_epoch.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_json_format(smoke_run):
+    _, out, _ = smoke_run
+    result = json.loads((out / "results.json").read_text())
+    assert result["benchmark"] == "exam_scores"
+    assert set(result["environment"]) == {"torch", "pyro", "device", "threads"}
+    assert result["environment"]["device"] == "cpu"
+    assert isinstance(result["environment"]["threads"], int)
+    cfg = result["config"]
+    assert cfg["seeds"] == 1 and cfg["epochs"] >= 1
+    rows = {r["model"]: r for r in result["results"]}
+    assert list(rows) == ROWS
+    for name, row in rows.items():
+        for m in METRICS:
+            cell = row[m]
+            assert set(cell) == {"mean", "std", "n"}, (name, m)
+            assert cell["n"] == cfg["seeds"] and cell["std"] == 0.0  # one seed
+            assert cell["mean"] >= 0 and cell["mean"] == cell["mean"]  # finite, not NaN
+        # curves: [seeds][epochs] per metric, and the loss
+        for m in METRICS + ["loss"]:
+            assert len(row["curves"][m]) == cfg["seeds"]
+            assert all(len(seed) == cfg["epochs"] for seed in row["curves"][m])
+        # the paper's numbers beside ours
+        assert set(row["paper"]) == set(METRICS)
+        for m in METRICS:
+            assert row["paper"][m] == {"mean": PAPER[name][m][0], "std": PAPER[name][m][1], "n": 7}
+    assert isinstance(result["findings"], list) and result["findings"]
+    assert all(set(f) == {"claim", "reproduced"} for f in result["findings"])
+
+
+def test_prints_the_table(smoke_run):
+    _, _, text = smoke_run
+    table = text[text.index("model") :]
+    assert all(m in table for m in METRICS)
+    assert all(f"\n{name} " in table for name in ROWS)
+    assert "paper" in table and "results.json" in text
+
+
+def test_rows_option():
+    args = build_parser().parse_args(["exam-scores", "--rows", "gvae", "cxvae", "--epochs", "3"])
+    assert args.rows == ["gvae", "cxvae"] and args.epochs == 3 and not args.smoke_test
+
+
+def test_parser_rejects_unknown_commands():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["no-such-command"])
