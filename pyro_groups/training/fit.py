@@ -65,12 +65,13 @@ def _unique_params(modules: Iterable[nn.Module]) -> list[nn.Parameter]:
     return list(seen.values())
 
 
-def _state(model, guide, optimizer, penalties, epoch, history, generator) -> dict[str, Any]:
+def _state(model, guide, optimizer, penalties, epoch, history, generator, loss=None) -> dict[str, Any]:
     return {
         "model": model.state_dict(),
         "guide": guide.state_dict(),
         "optimizer": optimizer.state_dict(),
         "penalties": [p.state_dict() for p in penalties],
+        "loss": loss.state_dict() if isinstance(loss, nn.Module) else None,
         "epoch": epoch,
         "history": history.to_list(),
         "rng": rng_state(generator),
@@ -113,7 +114,8 @@ def fit(
     :param device: ``"cpu"``, ``"cuda"``, ...; model, guide and penalties are moved there and each
         batch is moved on the fly.
     :param checkpoint: a path written atomically after every epoch; with ``resume=True`` an
-        existing checkpoint there is loaded and training continues exactly where it stopped.
+        existing checkpoint there is loaded and training continues exactly where it stopped (a loss
+        that is an ``nn.Module``, e.g. AnnealedVAE's capacity schedule, is checkpointed too).
     :param callback: ``callback(epoch, model, guide) -> dict`` of extra per-epoch metrics.
     :returns: the per-epoch :class:`History` (``loss`` is the negative ELBO per group).
     :raises TrainingDivergedError: on a NaN/inf loss or gradient (parameters left untouched).
@@ -140,6 +142,8 @@ def fit(
         opt.load_state_dict(state["optimizer"])
         for p, s in zip(penalties, state["penalties"]):
             p.load_state_dict(s)
+        if isinstance(elbo, nn.Module) and state.get("loss") is not None:
+            elbo.load_state_dict(state["loss"])
         history = History(state["history"])
         start = state["epoch"] + 1
         set_rng_state(state["rng"], generator)
@@ -169,7 +173,7 @@ def fit(
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4g}")
         if checkpoint is not None:
-            save_checkpoint(checkpoint, _state(model, guide, opt, penalties, epoch, history, generator))
+            save_checkpoint(checkpoint, _state(model, guide, opt, penalties, epoch, history, generator, elbo))
     return history
 
 
