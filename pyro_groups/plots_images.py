@@ -1,0 +1,164 @@
+"""Image figures saved to files: reconstruction grids and latent traversals.
+
+Images are arrays or tensors ``[..., C, H, W]`` with values in ``[0, 1]`` (``C`` = 1 grey or 3
+colour). matplotlib is imported lazily (Agg unless a backend is chosen), as in
+:mod:`pyro_groups.plots`.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["latent_traversal_figure", "latent_traversals", "reconstruction_grid"]
+
+
+def _pyplot():
+    import matplotlib
+
+    if "MPLBACKEND" not in os.environ:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _as_images(images: Any) -> np.ndarray:
+    """``[..., C, H, W]`` -> numpy ``[..., H, W]`` (grey) or ``[..., H, W, 3]`` (colour), in [0, 1]."""
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    arr = np.asarray(images, dtype=np.float64)
+    if arr.ndim < 3:
+        raise ValueError(f"images must be [..., C, H, W], got shape {arr.shape}")
+    c = arr.shape[-3]
+    if c == 1:
+        arr = arr[..., 0, :, :]
+    elif c == 3:
+        arr = np.moveaxis(arr, -3, -1)
+    else:
+        raise ValueError(f"images must have 1 or 3 channels, got {c}")
+    return np.clip(arr, 0.0, 1.0)
+
+
+def _show(ax, image: np.ndarray) -> None:
+    if image.ndim == 2:
+        ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        ax.imshow(image, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def reconstruction_grid(
+    originals: Any,
+    reconstructions: Any,
+    path: str | os.PathLike,
+    *,
+    title: str = "Reconstructions",
+    labels: Sequence[str] = ("data", "reconstruction"),
+    columns: Optional[int] = None,
+) -> str:
+    """A grid of observations above their reconstructions.
+
+    :param originals: ``[n, C, H, W]`` images.
+    :param reconstructions: ``[n, C, H, W]`` (e.g. decoder means), or several sets
+        ``[r, n, C, H, W]`` (one row each, labelled by ``labels[1:]``).
+    :param columns: images per row (default ``n``, at most 16; longer inputs wrap).
+    :returns: ``path`` as a string.
+    """
+    orig = _as_images(originals)
+    rec = _as_images(reconstructions)
+    if rec.ndim == orig.ndim:
+        rec = rec[None]
+    if rec.shape[1:] != orig.shape:
+        raise ValueError(f"reconstructions {rec.shape[1:]} do not match originals {orig.shape}")
+    n = orig.shape[0]
+    cols = min(n, 16) if columns is None else max(1, min(int(columns), n))
+    blocks = -(-n // cols)
+    sets = [orig, *rec]
+    names = list(labels) + [f"set {i}" for i in range(len(labels), len(sets))]
+    plt = _pyplot()
+    rows = blocks * len(sets)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 1.2, 1.1 * rows + 0.6), squeeze=False)
+    for b in range(blocks):
+        for s, images in enumerate(sets):
+            r = b * len(sets) + s
+            for c in range(cols):
+                i = b * cols + c
+                ax = axes[r, c]
+                if i < n:
+                    _show(ax, images[i])
+                else:
+                    ax.axis("off")
+            axes[r, 0].set_ylabel(names[s], fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
+@torch.no_grad()
+def latent_traversals(
+    decode: Callable[[torch.Tensor], torch.Tensor],
+    code: torch.Tensor,
+    values: Sequence[float] | torch.Tensor = (-2.0, -1.0, 0.0, 1.0, 2.0),
+    dims: Optional[Sequence[int]] = None,
+) -> torch.Tensor:
+    """Decode ``code`` with one dimension at a time set to each of ``values``.
+
+    :param decode: maps codes ``[B, D]`` to images ``[B, C, H, W]`` (e.g.
+        ``lambda z: model.decode(z[:, None, :])[:, 0]`` for ``IIDVAE``).
+    :param code: the base code ``[D]`` (e.g. a posterior mean).
+    :param values: the values each traversed dimension takes (``S`` of them).
+    :param dims: the dimensions to traverse (default all).
+    :returns: images ``[len(dims), S, C, H, W]``.
+    """
+    code = torch.as_tensor(code).flatten()
+    dims = list(range(code.shape[0])) if dims is None else list(dims)
+    vals = torch.as_tensor(values, dtype=code.dtype, device=code.device)
+    grid = code.repeat(len(dims), len(vals), 1)  # [R, S, D]
+    for r, d in enumerate(dims):
+        grid[r, :, d] = vals
+    images = decode(grid.reshape(-1, code.shape[0]))
+    return images.reshape(len(dims), len(vals), *images.shape[1:])
+
+
+def latent_traversal_figure(
+    images: Any,
+    path: str | os.PathLike,
+    *,
+    values: Optional[Sequence[float]] = None,
+    row_labels: Optional[Sequence[str]] = None,
+    title: str = "Latent traversals",
+) -> str:
+    """One row per traversed latent dimension, one column per value (Higgins et al. 2017, Fig. 7).
+
+    :param images: ``[R, S, C, H, W]``, e.g. from :func:`latent_traversals`.
+    :param values: the ``S`` traversal values (column titles).
+    :param row_labels: ``R`` row labels (default ``z0, z1, ...``), e.g. with each dimension's KL.
+    :returns: ``path`` as a string.
+    """
+    arr = _as_images(images)
+    if arr.ndim not in (4, 5) or (arr.ndim == 5 and arr.shape[-1] != 3):
+        raise ValueError("images must be [R, S, C, H, W]")
+    rows, cols = arr.shape[:2]
+    labels = list(row_labels) if row_labels is not None else [f"z{r}" for r in range(rows)]
+    if len(labels) != rows:
+        raise ValueError(f"need {rows} row labels, got {len(labels)}")
+    plt = _pyplot()
+    fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols + 1.2, 0.9 * rows + 0.7), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            _show(axes[r, c], arr[r, c])
+        axes[r, 0].set_ylabel(labels[r], fontsize="small", rotation=0, ha="right", va="center")
+    if values is not None:
+        for c, v in enumerate(values):
+            axes[0, c].set_title(f"{float(v):+.1f}", fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
