@@ -1,4 +1,4 @@
-r"""A linear-Gaussian group model with a closed-form marginal likelihood and posterior (test helper).
+r"""Test helper: a linear-Gaussian group model with closed-form marginal likelihood and posterior.
 
 .. math::
 
@@ -21,7 +21,7 @@ from pyro_groups.guides.encoders import MIN_SCALE
 
 
 class LinearGaussianDecoder(nn.Module):
-    """``p(x_k | u, v_k) = N(A u + B v_k, s^2 I)`` with fixed ``A`` ``[x, u]``, ``B`` ``[x, v]``, ``s``."""
+    """``p(x_k | u, v_k) = N(A u + B v_k, s^2 I)`` with fixed ``A`` [x, u], ``B`` [x, v], ``s``."""
 
     def __init__(self, A, B, noise: float) -> None:
         super().__init__()
@@ -49,7 +49,9 @@ def group_covariance(dec: LinearGaussianDecoder, k: int) -> torch.Tensor:
     return torch.kron(ones, dec.A @ dec.A.T) + torch.kron(torch.eye(k, dtype=dec.A.dtype), noise)
 
 
-def exact_log_marginal(dec: LinearGaussianDecoder, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def exact_log_marginal(
+    dec: LinearGaussianDecoder, x: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """``log p(x_i)`` ``[G]`` of each group's valid observations (ragged groups allowed)."""
     sizes = mask.sum(-1)
     out = x.new_empty(mask.shape[0])
@@ -57,12 +59,13 @@ def exact_log_marginal(dec: LinearGaussianDecoder, x: torch.Tensor, mask: torch.
         idx = (sizes == k).nonzero().flatten()
         xs = x[idx][mask[idx]].reshape(len(idx), -1)  # valid observations, stacked per group
         cov = group_covariance(dec, k)
-        out[idx] = dist.MultivariateNormal(torch.zeros_like(xs[0]), covariance_matrix=cov).log_prob(xs)
+        mvn = dist.MultivariateNormal(torch.zeros_like(xs[0]), covariance_matrix=cov)
+        out[idx] = mvn.log_prob(xs)
     return out
 
 
 def joint_posterior_precision(dec: LinearGaussianDecoder, k: int) -> torch.Tensor:
-    """Precision of ``p(u, v_1..v_k | x)`` (the same for every ``x``), latents ordered ``u, v_1, ..``."""
+    """Precision of ``p(u, v_1..v_k | x)`` (the same for every ``x``); latents ordered u, v_1, .."""
     x_dim = dec.event_shape[0]
     # x = M z + eps with z = (u, v_1, ..., v_k)
     M = torch.cat([torch.kron(torch.ones(k, 1, dtype=dec.A.dtype), dec.A),
@@ -72,7 +75,7 @@ def joint_posterior_precision(dec: LinearGaussianDecoder, k: int) -> torch.Tenso
 
 
 def mean_field_gap(dec: LinearGaussianDecoder, k: int) -> float:
-    r"""The smallest possible ``log p(x) - ELBO`` of any fully factorised normal ``q(u) prod q(v_k)``.
+    r"""The smallest ``log p(x) - ELBO`` of any fully factorised normal ``q(u) prod q(v_k)``.
 
     For a normal posterior with precision :math:`\Lambda` the best factorised normal has the exact
     means and precisions :math:`\Lambda_{ii}`, and :math:`KL = \tfrac12(\sum_i \log\Lambda_{ii} -
@@ -82,13 +85,16 @@ def mean_field_gap(dec: LinearGaussianDecoder, k: int) -> float:
     return 0.5 * float(prec.diagonal().log().sum() - torch.logdet(prec))
 
 
-def sample_groups(dec: LinearGaussianDecoder, num_groups: int, k: int, seed: int = 0) -> GroupedData:
+def sample_groups(
+    dec: LinearGaussianDecoder, num_groups: int, k: int, seed: int = 0
+) -> GroupedData:
     """``num_groups`` groups of exactly ``k`` observations, with the ground truth."""
     g = torch.Generator().manual_seed(seed)
     u = torch.randn(num_groups, 1, dec.u_dim, generator=g)
     v = torch.randn(num_groups, k, dec.v_dim, generator=g)
     x = dec.mean(u, v) + dec.noise * torch.randn(num_groups, k, *dec.event_shape, generator=g)
-    return GroupedData(x, torch.ones(num_groups, k, dtype=torch.bool), u_true=u.squeeze(-2), v_true=v)
+    mask = torch.ones(num_groups, k, dtype=torch.bool)
+    return GroupedData(x, mask, u_true=u.squeeze(-2), v_true=v)
 
 
 def _inv_softplus(y: torch.Tensor) -> torch.Tensor:
@@ -123,4 +129,3 @@ def exact_guide(dec: LinearGaussianDecoder, k: int, name=None):
         lin_v.weight[0, x_dim] = -(gain_v @ A)[0, 0]
         lin_v.bias[1] = _inv_softplus(prec_v.rsqrt()[0, 0] - MIN_SCALE)
     return guide
-

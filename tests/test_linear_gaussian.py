@@ -1,11 +1,11 @@
 r"""The CxVAE paper's point on a model with a known answer.
 
 For the linear-Gaussian group model ``x_k = A u + B v_k + N(0, s^2)`` the posterior factorises as
-``p(u | x) prod_k p(v_k | x_k, u)``, so the context-conditioned guide family (DeepSets group encoder,
-instance encoder fed ``[x_k, u]``, affine networks) contains it: after optimisation its ELBO reaches
-the exact ``log p(x)``. The unconditional family ``q(u | x) prod_k q(v_k | x_k)`` cannot represent
-the posterior dependence of ``v_k`` on ``u`` when ``A`` and ``B`` are both non-zero and keeps a gap
-of at least the mean-field gap.
+``p(u | x) prod_k p(v_k | x_k, u)``, so the context-conditioned guide family (DeepSets group
+encoder, instance encoder fed ``[x_k, u]``, affine networks) contains it: after optimisation its
+ELBO reaches the exact ``log p(x)``. The unconditional family ``q(u | x) prod_k q(v_k | x_k)``
+cannot represent the posterior dependence of ``v_k`` on ``u`` when ``A`` and ``B`` are both
+non-zero, and keeps a gap of at least the mean-field gap.
 """
 import math
 
@@ -34,16 +34,18 @@ A, B, NOISE, K = [[1.0]], [[1.0]], 0.5, 4
 
 
 def test_log_marginal_against_quadrature():
-    """1-D: integrate u numerically, v_k analytically (x_k | u ~ N(a u, b^2 + s^2) independently)."""
+    """1-D: integrate u numerically, v_k analytically (x_k | u ~ N(a u, b^2 + s^2), independent)."""
     dec = LinearGaussianDecoder([[0.8]], [[1.3]], 0.4)
     data = sample_groups(dec, 5, 3, seed=2)
     u = torch.linspace(-8, 8, 4001, dtype=torch.float64)
     sd = math.sqrt(1.3**2 + 0.4**2)
     x = data.x[..., 0].double()  # [G, K]
-    log_joint = dist.Normal(0.0, 1.0).log_prob(u) + dist.Normal(0.8 * u[:, None, None], sd).log_prob(x).sum(-1).T
+    log_lik = dist.Normal(0.8 * u[:, None, None], sd).log_prob(x).sum(-1).T  # [G, grid]
+    log_joint = dist.Normal(0.0, 1.0).log_prob(u) + log_lik
     du = u[1] - u[0]
     by_quadrature = torch.logsumexp(log_joint, -1) + du.log()
-    assert_close(exact_log_marginal(dec, data.x, data.mask).double(), by_quadrature, rtol=0, atol=1e-4)
+    exact = exact_log_marginal(dec, data.x, data.mask).double()
+    assert_close(exact, by_quadrature, rtol=0, atol=1e-4)
 
 
 def test_log_marginal_of_ragged_groups_and_the_posterior_identity():
@@ -74,8 +76,8 @@ def test_log_marginal_of_ragged_groups_and_the_posterior_identity():
 
 
 def test_mean_field_gap_is_zero_exactly_when_not_entangled():
-    assert mean_field_gap(LinearGaussianDecoder([[0.0]], [[1.0]], 0.5), 4) == pytest.approx(0.0, abs=1e-6)
-    assert mean_field_gap(LinearGaussianDecoder([[1.0]], [[0.0]], 0.5), 4) == pytest.approx(0.0, abs=1e-6)
+    for a, b in ([[0.0]], [[1.0]]), ([[1.0]], [[0.0]]):
+        assert mean_field_gap(LinearGaussianDecoder(a, b, 0.5), 4) == pytest.approx(0.0, abs=1e-6)
     gap = mean_field_gap(LinearGaussianDecoder(A, B, NOISE), K)
     assert 0.5 < gap < 1.0  # 0.699 nats a group
 
@@ -119,11 +121,12 @@ def gaps(num_groups, steps, seed=0):
 def check(result, tol, code_tol):
     cond, unc = result["conditional"], result["unconditional"]
     print(
-        f"\nlog p(x) {result['log_px']:.4f}  ELBO conditional {cond['elbo']:.4f} (gap {cond['gap']:.4f})"
+        f"\nlog p(x) {result['log_px']:.4f}"
+        f"  ELBO conditional {cond['elbo']:.4f} (gap {cond['gap']:.4f})"
         f"  ELBO unconditional {unc['elbo']:.4f} (gap {unc['gap']:.4f})"
         f"  mean-field bound {result['mean_field_gap']:.4f}"
     )
-    # an ELBO never exceeds log p(x) (up to Monte Carlo error: the conditional estimate is nearly exact)
+    # an ELBO never exceeds log p(x) (up to Monte Carlo error; the conditional one is nearly exact)
     assert cond["gap"] > -0.005
     assert cond["gap"] < tol
     # the unconditional family keeps at least the mean-field gap, far beyond the tolerance

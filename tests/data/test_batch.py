@@ -1,4 +1,4 @@
-"""GroupBatch, input checks, padding and GroupedData (construction, indexing, minibatches, splits)."""
+"""GroupBatch, input checks, padding and GroupedData (construction, indexing, batches, splits)."""
 import pytest
 import torch
 from torch.testing import assert_close
@@ -10,7 +10,9 @@ from pyro_groups.data.batch import zero_padding
 def ragged(sizes=(3, 1, 2), event=(2,)):
     """Groups with known values: group i, slot k holds 10 * i + k + 1 (never zero)."""
     return [
-        (10.0 * i + torch.arange(1, k + 1, dtype=torch.float32)).reshape(k, *[1] * len(event)).expand(k, *event)
+        (10.0 * i + torch.arange(1, k + 1, dtype=torch.float32))
+        .reshape(k, *[1] * len(event))
+        .expand(k, *event)
         for i, k in enumerate(sizes)
     ]
 
@@ -77,7 +79,7 @@ def _ok():
         (lambda x, m: (x[0], m), "matching mask"),
         (lambda x, m: (x[:2], m), "matching mask"),
         (lambda x, m: (x.flatten(1), m), "matching mask"),
-        (lambda x, m: (x, m.index_fill(1, torch.tensor([1]), False).index_fill(0, torch.tensor([1]), False)), "empty group"),
+        (lambda x, m: (x, m.index_fill(0, torch.tensor([1]), False)), "empty group"),
         (lambda x, m: (x.index_fill(1, torch.tensor([2]), float("nan")), m), "non-finite"),
         (lambda x, m: (x.index_fill(0, torch.tensor([0]), float("inf")), m), "non-finite"),
     ],
@@ -151,7 +153,8 @@ def test_grouped_data_zero_fills_padding_and_from_groups():
     d2 = GroupedData.from_groups(ragged(), u_true=torch.eye(3), v_true=v)
     assert_close(d2.x, x)
     assert d2.mask.tolist() == mask.tolist()
-    assert_close(d2.v_true[:, :, 0], torch.tensor([[3.0, 3.0, 3.0], [1.0, 0.0, 0.0], [2.0, 2.0, 0.0]]))
+    expected = torch.tensor([[3.0, 3.0, 3.0], [1.0, 0.0, 0.0], [2.0, 2.0, 0.0]])
+    assert_close(d2.v_true[:, :, 0], expected)
 
 
 @pytest.mark.parametrize(
@@ -198,9 +201,10 @@ def test_batches_cover_every_group_once_and_are_reproducible():
     assert seen.tolist() != list(range(10))  # shuffled
     for b in batches:
         assert_close(b.x, data.x[b.index])
-    again = torch.cat([b.index for b in data.batches(3, generator=torch.Generator().manual_seed(1))])
+    gen = torch.Generator
+    again = torch.cat([b.index for b in data.batches(3, generator=gen().manual_seed(1))])
     assert again.tolist() == seen.tolist()
-    other = torch.cat([b.index for b in data.batches(3, generator=torch.Generator().manual_seed(2))])
+    other = torch.cat([b.index for b in data.batches(3, generator=gen().manual_seed(2))])
     assert other.tolist() != seen.tolist()
     ordered = torch.cat([b.index for b in data.batches(3, shuffle=False)])
     assert ordered.tolist() == list(range(10))
@@ -221,7 +225,8 @@ def test_batches_fixed_shape_keeps_k_max():
 
 
 def test_split_and_subset():
-    data = GroupedData(torch.arange(20.0).reshape(10, 2, 1), torch.ones(10, 2, dtype=torch.bool), u_true=torch.arange(10.0))
+    x, mask = torch.arange(20.0).reshape(10, 2, 1), torch.ones(10, 2, dtype=torch.bool)
+    data = GroupedData(x, mask, u_true=torch.arange(10.0))
     train, hold = data.split(0.3, seed=0)
     assert (len(train), len(hold)) == (7, 3)
     ids = sorted(train.u_true.tolist() + hold.u_true.tolist())

@@ -40,14 +40,14 @@ def test_product_known_answer():
 def reference(loc, scale, mask, kind):
     """A loop over groups and valid slots only, with float64 arithmetic."""
     means, sds = [], []
-    for l, s, m in zip(loc.double(), scale.double(), mask):
-        l, s = l[m], s[m]
+    for mu, s, m in zip(loc.double(), scale.double(), mask):
+        mu, s = mu[m], s[m]
         if kind == "average":
-            means.append(l.mean(0))
+            means.append(mu.mean(0))
             sds.append(s.pow(2).mean(0).sqrt())
         else:
             prec = s.pow(-2).sum(0)
-            means.append((l * s.pow(-2)).sum(0) / prec)
+            means.append((mu * s.pow(-2)).sum(0) / prec)
             sds.append(prec.rsqrt())
     return torch.stack(means)[:, None].float(), torch.stack(sds)[:, None].float()
 
@@ -66,11 +66,14 @@ def test_random_against_loop_and_garbage_in_padding(fn):
     assert_close(sd, exp_sd)
     # garbage in padded slots (huge, tiny, negative locations; huge and tiny scales) changes nothing
     for loc_g, scale_g in [(1e3, 1e3), (-1e4, 1e-3), (0.0, 1e-6)]:
-        mean2, sd2 = fn(loc.masked_fill(~mask[..., None], loc_g), scale.masked_fill(~mask[..., None], scale_g), mask)
+        pad_mask = ~mask[..., None]
+        loc2, scale2 = loc.masked_fill(pad_mask, loc_g), scale.masked_fill(pad_mask, scale_g)
+        mean2, sd2 = fn(loc2, scale2, mask)
         assert torch.equal(mean2, mean) and torch.equal(sd2, sd)
     # extra padded slots change nothing
     pad = torch.full((6, 4, 3), 1e3)
-    mean3, sd3 = fn(torch.cat([loc, pad], 1), torch.cat([scale, pad], 1), torch.cat([mask, torch.zeros(6, 4, dtype=torch.bool)], 1))
+    mask3 = torch.cat([mask, torch.zeros(6, 4, dtype=torch.bool)], 1)
+    mean3, sd3 = fn(torch.cat([loc, pad], 1), torch.cat([scale, pad], 1), mask3)
     assert_close(mean3, mean)
     assert_close(sd3, sd)
 

@@ -72,7 +72,8 @@ def test_sites_plates_and_shapes(group, instance):
     else:
         assert isinstance(q_u, dist.Independent) and isinstance(q_u.base_dist, dist.Normal)
     assert q_u.batch_shape == (g, 1) and q_u.event_shape == (2,)
-    assert (tr.nodes["v"]["log_prob"][~mask] == 0).all() and (tr.nodes["v"]["log_prob"][mask] != 0).all()
+    log_q_v = tr.nodes["v"]["log_prob"]
+    assert (log_q_v[~mask] == 0).all() and (log_q_v[mask] != 0).all()
     assert guide.instance_encoder.conditional == (instance == "conditional")
     enc = guide.group_encoder
     if group == "deepsets":
@@ -188,8 +189,12 @@ def test_padding_changes_nothing_jit(group):
     x_pad, mask_pad = pad(x, mask)
     tr = poutine.trace(guide).get_trace(x, mask)
     tp = padded_trace(guide, tr, x_pad, mask_pad, 1e3)
-    loss = JitTrace_ELBO(ignore_jit_warnings=True).loss(model, poutine.replay(guide, trace=tr), x, mask)
-    loss_pad = JitTrace_ELBO(ignore_jit_warnings=True).loss(model, poutine.replay(guide, trace=tp), x_pad, mask_pad)
+    loss = JitTrace_ELBO(ignore_jit_warnings=True).loss(
+        model, poutine.replay(guide, trace=tr), x, mask
+    )
+    loss_pad = JitTrace_ELBO(ignore_jit_warnings=True).loss(
+        model, poutine.replay(guide, trace=tp), x_pad, mask_pad
+    )
     assert_close(loss_pad, loss, rtol=1e-6, atol=1e-6)
 
 
@@ -228,8 +233,9 @@ def test_minibatch_log_joint_is_scaled_exactly():
     model, guide, x, mask = setup("mlp-normal", "deepsets", "conditional", g=4)
     tr = poutine.trace(guide).get_trace(x, mask)
     for fn, t in ((model, tr), (guide, tr)):
-        full = poutine.trace(poutine.replay(fn, trace=t)).get_trace(x, mask).log_prob_sum()
-        part = poutine.trace(poutine.replay(fn, trace=t)).get_trace(x, mask, num_groups=10).log_prob_sum()
+        replayed = poutine.trace(poutine.replay(fn, trace=t))
+        full = replayed.get_trace(x, mask).log_prob_sum()
+        part = replayed.get_trace(x, mask, num_groups=10).log_prob_sum()
         assert_close(part, 2.5 * full)
 
 
@@ -263,11 +269,14 @@ def test_exact_guide_elbo_equals_log_marginal_for_every_particle():
     data = sample_groups(dec, 20, 3, seed=1)
     logp = exact_log_marginal(dec, data.x, data.mask).sum()
     model, guide = GroupVAE(dec), exact_guide(dec, 3)
-    for elbo in (Trace_ELBO(), Trace_ELBO(num_particles=4, vectorize_particles=True, max_plate_nesting=2)):
-        assert_close(torch.tensor(-elbo.loss(model, guide, data.x, data.mask)), logp, rtol=1e-5, atol=1e-3)
+    vectorized = Trace_ELBO(num_particles=4, vectorize_particles=True, max_plate_nesting=2)
+    for elbo in (Trace_ELBO(), vectorized):
+        elbo_value = -elbo.loss(model, guide, data.x, data.mask)
+        assert_close(torch.tensor(elbo_value), logp, rtol=1e-5, atol=1e-3)
     # padded to a larger K with garbage: still exact
     x_pad, mask_pad = pad(data.x, data.mask, extra=2)
-    assert_close(torch.tensor(-Trace_ELBO().loss(model, guide, x_pad, mask_pad)), logp, rtol=1e-5, atol=1e-3)
+    elbo_value = -Trace_ELBO().loss(model, guide, x_pad, mask_pad)
+    assert_close(torch.tensor(elbo_value), logp, rtol=1e-5, atol=1e-3)
 
 
 # ---------------------------------------------------------------------------- plain SVI
@@ -302,7 +311,12 @@ def test_every_combination_trains_in_a_plain_svi_loop(exam, group, instance):
 
 @pytest.mark.parametrize(
     "likelihood, preset",
-    [("normal", "cxvae"), ("bernoulli", "cxvae"), ("normal", "mlvae-mixture"), ("bernoulli", "mlvae")],
+    [
+        ("normal", "cxvae"),
+        ("bernoulli", "cxvae"),
+        ("normal", "mlvae-mixture"),
+        ("bernoulli", "mlvae"),
+    ],
 )
 def test_mlp_decoder_trains(likelihood, preset):
     gen = torch.Generator().manual_seed(0)

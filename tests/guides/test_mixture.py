@@ -20,13 +20,16 @@ def params(seed=0, batch=(3,), k=5, d=2):
 
 
 def manual_log_prob(loc, scale, mask, value):
-    """log (1 / K_valid) sum_{k valid} prod_d N(value_d; loc_kd, scale_kd) for ``value`` ``[S, B, d]``."""
+    """log (1 / K_valid) sum_{k valid} prod_d N(value_d; loc_kd, scale_kd), value [S, B, d]."""
     out = torch.empty(value.shape[:-1], dtype=torch.float64)
     for s in range(value.shape[0]):
         for b in range(value.shape[1]):
             m = mask[b]
-            comps = [Normal(loc[b, k].double(), scale[b, k].double()).log_prob(value[s, b].double()).sum()
-                     for k in range(mask.shape[-1]) if m[k]]
+            comps = [
+                Normal(loc[b, k], scale[b, k]).log_prob(value[s, b]).double().sum()
+                for k in range(mask.shape[-1])
+                if m[k]
+            ]
             out[s, b] = torch.logsumexp(torch.stack(comps), 0) - math.log(len(comps))
     return out
 
@@ -68,7 +71,8 @@ def test_log_prob_against_manual_logsumexp_and_garbage():
     assert_close(UniformMixtureOfNormals(loc_g, scale_g, mask).log_prob(value), q.log_prob(value))
     # a garbage component sitting right at the value would dominate if it were not masked
     near = loc.masked_fill(~mask[..., None], 0.0)
-    assert_close(UniformMixtureOfNormals(near, scale_g, mask).log_prob(torch.zeros(3, 2)), q.log_prob(torch.zeros(3, 2)))
+    zero = torch.zeros(3, 2)
+    assert_close(UniformMixtureOfNormals(near, scale_g, mask).log_prob(zero), q.log_prob(zero))
 
 
 def test_mean():
@@ -95,7 +99,8 @@ def test_rsample_moments_and_padded_components_never_sampled():
 def test_components_are_picked_uniformly():
     # well-separated components: count the samples near each
     loc = torch.tensor([[0.0], [100.0], [200.0], [300.0]])
-    q = UniformMixtureOfNormals(loc, torch.full((4, 1), 0.01), torch.tensor([True, False, True, True]))
+    mask = torch.tensor([True, False, True, True])
+    q = UniformMixtureOfNormals(loc, torch.full((4, 1), 0.01), mask)
     s = q.rsample((30_000,))[:, 0]
     counts = torch.stack([((s - c).abs() < 1).sum() for c in loc[:, 0]]).float() / len(s)
     assert_close(counts, torch.tensor([1 / 3, 0.0, 1 / 3, 1 / 3]), atol=0.015, rtol=0)

@@ -64,7 +64,8 @@ def test_resume_restores_the_optimizer_state(tmp_path, data):
     state = load_checkpoint(ckpt)
     steps = {int(s["step"]) for s in state["optimizer"]["state"].values()}
     assert steps == {3}  # 20 groups in batches of 8: three Adam steps
-    assert set(state) >= {"format", "model", "guide", "optimizer", "penalties", "epoch", "history", "rng"}
+    keys = {"format", "model", "guide", "optimizer", "penalties", "epoch", "history", "rng"}
+    assert set(state) >= keys
     assert state["format"] == FORMAT
 
 
@@ -82,7 +83,8 @@ def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path, data):
     model, guide = setup()
     a = fit(model, guide, data, epochs=2, batch_size=8, progress=False)
     m2, g2 = setup()
-    b = fit(m2, g2, data, epochs=2, batch_size=8, checkpoint=tmp_path / "none.pt", resume=True, progress=False)
+    ckpt = tmp_path / "none.pt"
+    b = fit(m2, g2, data, epochs=2, batch_size=8, checkpoint=ckpt, resume=True, progress=False)
     assert rows(a) == rows(b)
     assert (tmp_path / "none.pt").is_file()
 
@@ -207,7 +209,12 @@ def test_rng_state_round_trip():
     random.seed(1)
 
     def draw():
-        return (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random(), torch.rand(3, generator=gen).tolist())
+        return (
+            torch.rand(3).tolist(),
+            np.random.rand(3).tolist(),
+            random.random(),
+            torch.rand(3, generator=gen).tolist(),
+        )
 
     state = rng_state(gen)
     first = draw()

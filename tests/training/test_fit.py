@@ -60,7 +60,8 @@ def test_every_guide_and_objective_trains_through_fit(exam, group, instance, los
 
 def test_elbo_instances_and_particles(exam):
     model, guide = GroupVAE(ExamScoresDecoder()), make_guide(1, 2, 1, hidden=(16,))
-    h = fit(model, guide, exam, epochs=3, batch_size=48, lr=0.03, loss=TraceMeanField_ELBO(), progress=False)
+    elbo = TraceMeanField_ELBO()
+    h = fit(model, guide, exam, epochs=3, batch_size=48, lr=0.03, loss=elbo, progress=False)
     assert h["loss"][-1] < h["loss"][0]
     h = fit(model, guide, exam, epochs=1, batch_size=48, num_particles=3, progress=True)
     assert len(h) == 1
@@ -94,7 +95,8 @@ def test_reported_loss_is_the_negative_elbo_per_group(exam, batch_size):
         scaled = Trace_ELBO().loss(model, guide, b.x, b.mask, num_groups=n)
         losses.append(scaled / n)
     assert len(losses) == (1 if batch_size == 48 else 3)
-    assert_close(torch.tensor(h["loss"][0]), torch.tensor(sum(losses) / len(losses)), rtol=1e-5, atol=0)
+    expected = torch.tensor(sum(losses) / len(losses))
+    assert_close(torch.tensor(h["loss"][0]), expected, rtol=1e-5, atol=0)
 
 
 # ---------------------------------------------------------------------------- seeds
@@ -176,7 +178,9 @@ class FlakyDecoder(MLPDecoder):
 
 
 @pytest.mark.filterwarnings("ignore:Encountered NaN")
-@pytest.mark.parametrize("kind, match", [("loss", "non-finite loss"), ("gradient", "non-finite gradient")])
+@pytest.mark.parametrize(
+    "kind, match", [("loss", "non-finite loss"), ("gradient", "non-finite gradient")]
+)
 def test_nan_stops_training_with_the_last_good_parameters(tmp_path, kind, match):
     data = mlp_data()
     torch.manual_seed(0)
@@ -190,7 +194,8 @@ def test_nan_stops_training_with_the_last_good_parameters(tmp_path, kind, match)
 
     ckpt = tmp_path / "run.pt"
     with pytest.raises(TrainingDivergedError, match=match) as err:
-        fit(model, guide, data, epochs=5, batch_size=8, optimizer=factory, checkpoint=ckpt, progress=False)
+        fit(model, guide, data, epochs=5, batch_size=8, optimizer=factory, checkpoint=ckpt,
+            progress=False)
     assert "epoch 2, step 0" in str(err.value)  # 3 steps an epoch: the 7th step is epoch 2's first
     snaps = opts[0].snapshots
     assert len(snaps) == 7  # the initial parameters and 6 applied steps
@@ -221,14 +226,15 @@ def test_data_that_overflows_the_loss_mid_training():
         return {}
 
     with pytest.raises(TrainingDivergedError, match="non-finite loss .* epoch 1"):
-        fit(model, guide, data, epochs=3, batch_size=8, optimizer=factory, callback=corrupt, progress=False)
+        fit(model, guide, data, epochs=3, batch_size=8, optimizer=factory, callback=corrupt,
+            progress=False)
     snaps = opts[0].snapshots
     assert 5 <= len(snaps) <= 8  # epoch 0's four steps, then up to three good ones
     for a, b in zip(params_of(guide), snaps[-1]):
         assert torch.equal(a, b)
 
 
-# ---------------------------------------------------------------------------- penalties, callback, clipping
+# ---------------------------------------------------------------------------- penalties, clipping
 
 
 class ConstantPenalty(torch.nn.Module):
@@ -271,7 +277,8 @@ def test_penalty_gradients_reach_the_parameters():
     norms = []
     for penalties in ([], [ShrinkPenalty()]):
         model, guide = mlp_setup()
-        fit(model, guide, data, epochs=3, batch_size=24, lr=0.05, penalties=penalties, progress=False)
+        fit(model, guide, data, epochs=3, batch_size=24, lr=0.05, penalties=penalties,
+            progress=False)
         norms.append(sum(p.pow(2).sum() for p in guide.parameters()).item())
     assert norms[1] < 0.5 * norms[0], norms
 
