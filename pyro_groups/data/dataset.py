@@ -6,7 +6,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from pyro_groups.data.batch import GroupBatch, GroupDataError, check_group_inputs
+from pyro_groups.data.batch import GroupBatch, GroupDataError, check_group_inputs, zero_padding
 
 
 def pad_groups(groups: Sequence[torch.Tensor | np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,7 +52,7 @@ class GroupedData:
             raise GroupDataError(f"u_true has {u_true.shape[0]} groups, x has {n}")
         if v_true is not None and v_true.shape[:2] != mask.shape:
             raise GroupDataError(f"v_true shape {tuple(v_true.shape)} does not match mask {tuple(mask.shape)}")
-        x = x.masked_fill(~mask.view(*mask.shape, *([1] * (x.dim() - 2))), 0) if x.is_floating_point() else x
+        x = zero_padding(x, mask)
         self.x, self.mask, self.u_true, self.v_true = x, mask, u_true, v_true
 
     @classmethod
