@@ -196,13 +196,22 @@ def _step(
         if critic_step is not None:
             record.update(critic_step(model, guide, batch, num_groups=n) or {})
     loss_fn = elbo.differentiable_loss if isinstance(elbo, ELBO) else elbo
-    neg_elbo = loss_fn(model, guide, batch.x, batch.mask, num_groups=n)
+    where = f"epoch {epoch}, step {step}"
+    try:
+        neg_elbo = loss_fn(model, guide, batch.x, batch.mask, num_groups=n)
+    except ValueError as e:
+        if "invalid values" not in str(e):
+            raise
+        raise TrainingDivergedError(
+            f"a distribution got NaN/inf parameters at {where}; the update was not applied, so "
+            "the model and guide keep the last good parameters. Try a smaller learning rate or "
+            f"clip_norm. ({str(e).splitlines()[0]})"
+        ) from e
     total = neg_elbo
     for i, pen in enumerate(penalties):
         value = pen(model, guide, batch, num_groups=n)
         record[f"penalty_{i}"] = float(value.detach()) / n
         total = total + value
-    where = f"epoch {epoch}, step {step}"
     if not torch.isfinite(total):
         value = float(total.detach())
         raise TrainingDivergedError(
