@@ -335,3 +335,15 @@ def test_history():
     assert History(rows)["loss"] == [99.0, 1.0]
     with pytest.raises(KeyError, match="columns"):
         h["nope"]
+
+
+def test_nan_distribution_parameters_under_validation_stop_training():
+    data = exam_scores(64, seed=0)
+    model, guide = GroupVAE(ExamScoresDecoder()), make_guide(1, 2, 1)
+    with torch.no_grad():
+        guide.instance_encoder.net[0].weight.fill_(float("nan"))
+    before = [p.detach().clone() for p in guide.parameters()]
+    with pytest.raises(TrainingDivergedError, match="NaN/inf parameters at epoch 0, step 0"):
+        fit(model, guide, data, epochs=1, progress=False)
+    for p, q in zip(guide.parameters(), before):
+        assert_close(p.detach(), q, equal_nan=True)
