@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ["latent_traversal_figure", "latent_traversals", "reconstruction_grid"]
+__all__ = ["latent_traversal_figure", "latent_traversals", "mosaic", "reconstruction_grid"]
 
 
 def _pyplot():
@@ -42,13 +42,30 @@ def _as_images(images: Any) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
-def _show(ax, image: np.ndarray) -> None:
-    if image.ndim == 2:
-        ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+def mosaic(images: np.ndarray, pad: int = 1, fill: float = 0.5) -> np.ndarray:
+    """Tile images ``[R, S, H, W(, 3)]`` into one array with ``pad`` pixels of ``fill`` between
+    them (one ``imshow`` is much faster than ``R x S`` axes)."""
+    rows, cols, h, w = images.shape[:4]
+    tail = images.shape[4:]
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, *tail), fill, dtype=np.float64)
+    for r in range(rows):
+        for c in range(cols):
+            y, x = pad + r * (h + pad), pad + c * (w + pad)
+            out[y : y + h, x : x + w] = images[r, c]
+    return out
+
+
+def _imshow(ax, grid: np.ndarray) -> None:
+    if grid.ndim == 2:
+        ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     else:
-        ax.imshow(image, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
+        ax.imshow(grid, interpolation="nearest")
+    for side in ax.spines.values():
+        side.set_visible(False)
+
+
+def _centres(count: int, size: int, pad: int = 1) -> list[float]:
+    return [pad + i * (size + pad) + (size - 1) / 2 for i in range(count)]
 
 
 def reconstruction_grid(
@@ -77,23 +94,19 @@ def reconstruction_grid(
     n = orig.shape[0]
     cols = min(n, 16) if columns is None else max(1, min(int(columns), n))
     blocks = -(-n // cols)
-    sets = [orig, *rec]
+    sets = np.concatenate([orig[None], rec])  # [S, n, ...]
     names = list(labels) + [f"set {i}" for i in range(len(labels), len(sets))]
+    padded = np.ones((len(sets), blocks * cols, *orig.shape[1:]))
+    padded[:, :n] = sets
+    tiles = padded.reshape(len(sets), blocks, cols, *orig.shape[1:]).swapaxes(0, 1)
+    tiles = tiles.reshape(blocks * len(sets), cols, *orig.shape[1:])
+    h, w = orig.shape[1:3]
     plt = _pyplot()
-    rows = blocks * len(sets)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 1.2, 1.1 * rows + 0.6), squeeze=False)
-    for b in range(blocks):
-        for s, images in enumerate(sets):
-            r = b * len(sets) + s
-            for c in range(cols):
-                i = b * cols + c
-                ax = axes[r, c]
-                if i < n:
-                    _show(ax, images[i])
-                else:
-                    ax.axis("off")
-            axes[r, 0].set_ylabel(names[s], fontsize="small")
-    fig.suptitle(title)
+    fig, ax = plt.subplots(figsize=(0.5 + 0.45 * cols * max(1.0, w / 32), 0.6 + 0.45 * len(tiles) * max(1.0, h / 32)))
+    _imshow(ax, mosaic(tiles))
+    ax.set_xticks([])
+    ax.set_yticks(_centres(len(tiles), h), [names[r % len(sets)] for r in range(len(tiles))], fontsize="small")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -148,16 +161,16 @@ def latent_traversal_figure(
     labels = list(row_labels) if row_labels is not None else [f"z{r}" for r in range(rows)]
     if len(labels) != rows:
         raise ValueError(f"need {rows} row labels, got {len(labels)}")
+    h, w = arr.shape[2:4]
     plt = _pyplot()
-    fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols + 1.2, 0.9 * rows + 0.7), squeeze=False)
-    for r in range(rows):
-        for c in range(cols):
-            _show(axes[r, c], arr[r, c])
-        axes[r, 0].set_ylabel(labels[r], fontsize="small", rotation=0, ha="right", va="center")
+    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * cols * max(1.0, w / 32), 0.7 + 0.5 * rows * max(1.0, h / 32)))
+    _imshow(ax, mosaic(arr))
+    ax.set_yticks(_centres(rows, h), labels, fontsize="small")
     if values is not None:
-        for c, v in enumerate(values):
-            axes[0, c].set_title(f"{float(v):+.1f}", fontsize="small")
-    fig.suptitle(title)
+        ax.set_xticks(_centres(cols, w), [f"{float(v):+.1f}" for v in values], fontsize="small")
+    else:
+        ax.set_xticks([])
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
