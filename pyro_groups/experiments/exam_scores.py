@@ -25,6 +25,7 @@ from pyro_groups.experiments.environment import environment, summarize
 from pyro_groups.guides.group_guide import make_guide
 from pyro_groups.models.decoders import ExamScoresDecoder
 from pyro_groups.models.group_vae import GroupVAE
+from pyro_groups.objectives.mi_penalty import nemeth_penalty, set_penalty
 from pyro_groups.training.fit import fit
 
 METRICS = ("rec_err", "trans_err", "u_pred_err", "v_pred_err")
@@ -53,17 +54,45 @@ class Row:
     penalty: Optional[str] = None
 
 
+# Table 1, then Table 2's ablations: each replaces one CxVAE component (group encoder, instance
+# encoder, regulariser) and keeps the others, the set-based penalty included.
 ROWS: dict[str, Row] = {
-    "cxvae": Row("deepsets", "conditional"),
+    "cxvae": Row("deepsets", "conditional", "set"),
     "mlvae": Row("product", "unconditional"),
     "gvae": Row("average", "unconditional"),
-    "cxvae-u-average": Row("average", "conditional"),
-    "cxvae-u-product": Row("product", "conditional"),
-    "cxvae-v-unconditional": Row("deepsets", "unconditional"),
+    "gvae-reg": Row("average", "unconditional", "nemeth"),
+    "cxvae-u-average": Row("average", "conditional", "set"),
+    "cxvae-u-product": Row("product", "conditional", "set"),
+    "cxvae-v-unconditional": Row("deepsets", "unconditional", "set"),
+    "cxvae-reg-none": Row("deepsets", "conditional"),
+    "cxvae-reg-unconditional": Row("deepsets", "conditional", "nemeth"),
 }
 
-# name -> factory(u_dim, v_dim, x_dim) -> penalty module; filled by the adversary module.
-PENALTIES: dict[str, Callable[..., torch.nn.Module]] = {}
+# The mutual-information penalties' settings here (chosen on short runs, see README): a small
+# critic (the data are 1-D), one MINE critic step per VAE step, a weight of WEIGHT nats per group.
+PENALTY_SETTINGS: dict[str, Any] = {
+    "estimator": "mine",
+    "weight": 1.0,
+    "hidden": (32, 32),
+    "critic_steps": 1,
+    "critic_lr": 1e-3,
+    "ema_decay": 0.99,
+}
+
+
+def _nemeth(u_dim: int, v_dim: int, x_dim: int, **kwargs: Any) -> torch.nn.Module:
+    """Németh (2020)'s one-observation penalty I(x_k; v_l), l != k (GVAE + REG)."""
+    return nemeth_penalty(x_dim, v_dim, **{**PENALTY_SETTINGS, **kwargs})
+
+
+def _set(u_dim: int, v_dim: int, x_dim: int, **kwargs: Any) -> torch.nn.Module:
+    """CxVAE's set-based penalty I(x_{-k}; v_k)."""
+    return set_penalty(x_dim, v_dim, **{**PENALTY_SETTINGS, **kwargs})
+
+
+# name -> factory(u_dim, v_dim, x_dim, **overrides) -> penalty module. Filled at import so that
+# spawned worker processes see it too.
+PENALTIES: dict[str, Callable[..., torch.nn.Module]] = {"nemeth": _nemeth, "set": _set}
 
 
 @dataclass
@@ -95,12 +124,16 @@ def smoke_config() -> Config:
 
 
 def build(name: str, cfg: Config) -> tuple[GroupVAE, torch.nn.Module, list[torch.nn.Module]]:
-    """Model, guide and penalties of row ``name``."""
+    """Model, guide and penalties of row ``name``.
+
+    ``cfg.extra["penalty"]`` (a dict) overrides :data:`PENALTY_SETTINGS`, e.g. ``{"weight": 5.0}``.
+    """
     row = ROWS[name]
     decoder = ExamScoresDecoder(noise=cfg.noise)
     model = GroupVAE(decoder)
     guide = make_guide(1, decoder.u_dim, decoder.v_dim, group=row.group, instance=row.instance, hidden=cfg.hidden)
-    penalties = [PENALTIES[row.penalty](decoder.u_dim, decoder.v_dim, 1)] if row.penalty else []
+    overrides = dict(cfg.extra.get("penalty", {}))
+    penalties = [PENALTIES[row.penalty](decoder.u_dim, decoder.v_dim, 1, **overrides)] if row.penalty else []
     return model, guide, penalties
 
 
