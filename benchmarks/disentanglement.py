@@ -7,7 +7,8 @@ seeds, scores them with every metric of ``pyro_groups.evaluation.disentanglement
 ``reconstructions.png`` and ``traversal_<model>.png`` into ``--out``.
 
     python benchmarks/disentanglement.py                  # default: ~25 min on 2 CPU cores
-    python benchmarks/disentanglement.py --smoke-test     # seconds (also with CI or PYRO_GROUPS_SMOKE set)
+    python benchmarks/disentanglement.py --smoke-test     # seconds (also when CI or
+                                                          # PYRO_GROUPS_SMOKE is set)
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def smoke_requested(flag: bool) -> bool:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
     p.add_argument("--out", default="results/disentanglement", help="output folder")
     p.add_argument("--smoke-test", action="store_true", help="a seconds-long run (CI)")
     p.add_argument("--seeds", type=int, help="seeds per configuration (default 3)")
@@ -44,14 +46,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  "models": tuple(args.models) if args.models else None, "workers": args.workers,
                  "device": args.device, "figures": False if args.no_figures else None}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    print(f"disentanglement: {len(cfg.models)} models x 2 values x {cfg.seeds} seeds, {cfg.steps} steps of "
-          f"{cfg.batch_size} {cfg.image_size}x{cfg.image_size} images, {cfg.workers} worker(s)")
+    print(f"disentanglement: {len(cfg.models)} models x 2 values x {cfg.seeds} seeds, "
+          f"{cfg.steps} steps of {cfg.batch_size} {cfg.image_size}x{cfg.image_size} images, "
+          f"{cfg.workers} worker(s)")
     result = ex.run(cfg, args.out, progress=not args.no_progress)
     print(ex.format_table(result["models"]))
     print()
     print(ex.format_table(result["results"]))
-    print(f"wall time {result['wall_seconds']:.0f} s; wrote {os.path.join(args.out, 'results.json')} and "
-          f"{', '.join(result.get('figures', []))}")
+    print(f"wall time {result['wall_seconds']:.0f} s; wrote "
+          f"{os.path.join(args.out, 'results.json')} and {', '.join(result.get('figures', []))}")
     return 0
 
 

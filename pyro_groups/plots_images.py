@@ -26,7 +26,8 @@ def _pyplot():
 
 
 def _as_images(images: Any) -> np.ndarray:
-    """``[..., C, H, W]`` -> numpy ``[..., H, W]`` (grey) or ``[..., H, W, 3]`` (colour), in [0, 1]."""
+    """``[..., C, H, W]`` -> numpy ``[..., H, W]`` (grey) or ``[..., H, W, 3]`` (colour), clipped
+    to [0, 1]."""
     if isinstance(images, torch.Tensor):
         images = images.detach().cpu().numpy()
     arr = np.asarray(images, dtype=np.float64)
@@ -102,10 +103,12 @@ def reconstruction_grid(
     tiles = tiles.reshape(blocks * len(sets), cols, *orig.shape[1:])
     h, w = orig.shape[1:3]
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(0.5 + 0.45 * cols * max(1.0, w / 32), 0.6 + 0.45 * len(tiles) * max(1.0, h / 32)))
+    zoom = max(1.0, w / 32), max(1.0, h / 32)
+    fig, ax = plt.subplots(figsize=(0.5 + 0.45 * cols * zoom[0], 0.6 + 0.45 * len(tiles) * zoom[1]))
     _imshow(ax, mosaic(tiles))
     ax.set_xticks([])
-    ax.set_yticks(_centres(len(tiles), h), [names[r % len(sets)] for r in range(len(tiles))], fontsize="small")
+    row_names = [names[r % len(sets)] for r in range(len(tiles))]
+    ax.set_yticks(_centres(len(tiles), h), row_names, fontsize="small")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -163,7 +166,8 @@ def latent_traversal_figure(
         raise ValueError(f"need {rows} row labels, got {len(labels)}")
     h, w = arr.shape[2:4]
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * cols * max(1.0, w / 32), 0.7 + 0.5 * rows * max(1.0, h / 32)))
+    zoom = max(1.0, w / 32), max(1.0, h / 32)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * cols * zoom[0], 0.7 + 0.5 * rows * zoom[1]))
     _imshow(ax, mosaic(arr))
     ax.set_yticks(_centres(rows, h), labels, fontsize="small")
     if values is not None:

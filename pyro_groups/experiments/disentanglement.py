@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pyro
@@ -44,7 +44,10 @@ from pyro_groups.objectives.dip_vae import DIPVAELoss
 from pyro_groups.objectives.factor_vae import FactorVAEPenalty
 from pyro_groups.training.fit import fit
 
-MODELS = ("beta_vae", "annealed_vae", "factor_vae", "beta_tcvae", "dip_vae_i", "dip_vae_ii", "gvae", "mlvae")
+MODELS = (
+    "beta_vae", "annealed_vae", "factor_vae", "beta_tcvae", "dip_vae_i", "dip_vae_ii",
+    "gvae", "mlvae",
+)
 GROUP_MODELS = {"gvae": "average", "mlvae": "product"}
 # model -> (hyper-parameter, values); Locatello et al.'s grids are larger (6 values each).
 GRID: dict[str, tuple[str, tuple[float, ...]]] = {
@@ -57,10 +60,13 @@ GRID: dict[str, tuple[str, tuple[float, ...]]] = {
     "gvae": ("group_size", (2, 8)),
     "mlvae": ("group_size", (2, 8)),
 }
-METRICS = ("beta_vae_score", "factor_vae_score", "mig", "dci_disentanglement", "sap", "modularity", "group_mig")
+METRICS = (
+    "beta_vae_score", "factor_vae_score", "mig", "dci_disentanglement", "sap", "modularity",
+    "group_mig",
+)
 EXTRA_METRICS = (
-    "dci_completeness", "dci_informativeness_test", "explicitness_test", "group_mig_u", "group_mig_v",
-    "reconstruction_nll", "kl", "active_dims",
+    "dci_completeness", "dci_informativeness_test", "explicitness_test", "group_mig_u",
+    "group_mig_v", "reconstruction_nll", "kl", "active_dims",
 )
 
 
@@ -95,9 +101,11 @@ def smoke_config() -> Config:
     """A seconds-long run for CI: 16x16 images, a few steps, one value per model, 2 seeds, one
     worker, the cheap form of modularity."""
     grid = {m: (p, v[:1]) for m, (p, v) in GRID.items()}
-    return Config(image_size=16, train_size=128, steps=4, batch_size=32, seeds=2, eval_size=300,
-                  score_points=(60, 30), grid=grid, disc_hidden=(16,), workers=1, traversal_models=2,
-                  fast_metrics=True)
+    return Config(
+        image_size=16, train_size=128, steps=4, batch_size=32, seeds=2, eval_size=300,
+        score_points=(60, 30), grid=grid, disc_hidden=(16,), workers=1, traversal_models=2,
+        fast_metrics=True,
+    )
 
 
 def build(name: str, value: float, cfg: Config, total_steps: int):
@@ -106,8 +114,10 @@ def build(name: str, value: float, cfg: Config, total_steps: int):
     if name in GROUP_MODELS:
         v_dim = cfg.z_dim - cfg.u_dim
         model = GroupVAE(ConvDecoder(cfg.u_dim, v_dim, image_size=size))
-        guide = make_guide(256, cfg.u_dim, v_dim, group=GROUP_MODELS[name], instance="unconditional",
-                           hidden=(), body=conv_body(1, size))
+        guide = make_guide(
+            256, cfg.u_dim, v_dim, group=GROUP_MODELS[name], instance="unconditional", hidden=(),
+            body=conv_body(1, size),
+        )
         return model, guide, BetaVAELoss(1.0), []
     model = IIDVAE(ConvDecoder(0, cfg.z_dim, image_size=size))
     guide = IIDGuide(256, cfg.z_dim, (), body=conv_body(1, size))
@@ -115,7 +125,8 @@ def build(name: str, value: float, cfg: Config, total_steps: int):
     if name == "beta_vae":
         loss: Any = BetaVAELoss(value)
     elif name == "annealed_vae":
-        loss = AnnealedVAELoss(cfg.annealed_gamma, value, max(1, int(cfg.annealed_fraction * total_steps)))
+        anneal_steps = max(1, int(cfg.annealed_fraction * total_steps))
+        loss = AnnealedVAELoss(cfg.annealed_gamma, value, anneal_steps)
     elif name == "factor_vae":
         loss = BetaVAELoss(1.0)
         penalties = [FactorVAEPenalty(cfg.z_dim, value, hidden=cfg.disc_hidden, lr=cfg.disc_lr)]
@@ -142,7 +153,9 @@ def evaluation_data(cfg: Config) -> tuple[np.ndarray, torch.Tensor]:
 
 
 @torch.no_grad()
-def representation(guide, images: torch.Tensor, chunk: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+def representation(
+    guide, images: torch.Tensor, chunk: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means ``[n, D]`` (``[u, v]`` for group models, each image a group of one) and the
     KL of each posterior to N(0, I) ``[n]``."""
     codes, kls = [], []
@@ -189,7 +202,9 @@ def score(codes: np.ndarray, factors: np.ndarray, code_blocks: list[str], factor
     return {k: float(v) for k, v in out.items() if "_factor_" not in k}
 
 
-def code_blocks_for(name: str, codes: np.ndarray, factors: np.ndarray, factor_blocks: list[str], cfg: Config) -> list[str]:
+def code_blocks_for(
+    name: str, codes: np.ndarray, factors: np.ndarray, factor_blocks: list[str], cfg: Config
+) -> list[str]:
     """The u/v split of a group model; for an i.i.d. model (no split) each dimension is assigned
     post hoc to the block of the factor it is most informative about (an oracle split)."""
     if name in GROUP_MODELS:
@@ -246,8 +261,11 @@ def _examples(model, codes: torch.Tensor, images: torch.Tensor, u_dim: int) -> d
 
     trav = latent_traversals(lambda z: decode_codes(model, z, u_dim), codes[0], values)
     return {
-        "originals": images[:8].cpu().numpy(), "reconstructions": decode_codes(model, codes[:8], u_dim).cpu().numpy(),
-        "traversals": trav.cpu().numpy(), "values": values.tolist(), "u_dim": u_dim,
+        "originals": images[:8].cpu().numpy(),
+        "reconstructions": decode_codes(model, codes[:8], u_dim).cpu().numpy(),
+        "traversals": trav.cpu().numpy(),
+        "values": values.tolist(),
+        "u_dim": u_dim,
     }
 
 
@@ -287,8 +305,8 @@ def spearman_matrix(runs: list[dict[str, Any]], metrics=METRICS) -> np.ndarray:
         for j in range(i + 1, len(metrics)):
             ok = np.isfinite(table[:, i]) & np.isfinite(table[:, j])
             a, b = table[ok, i], table[ok, j]
-            rho = spearmanr(a, b).statistic if ok.sum() > 2 and a.std() > 0 and b.std() > 0 else np.nan
-            out[i, j] = out[j, i] = rho
+            varied = ok.sum() > 2 and a.std() > 0 and b.std() > 0
+            out[i, j] = out[j, i] = spearmanr(a, b).statistic if varied else np.nan
     return out
 
 
@@ -304,7 +322,9 @@ def variance_split(runs: list[dict[str, Any]], metrics=METRICS) -> dict[str, dic
             by_model.setdefault(r["model"], []).append(r["metrics"][m])
             by_config.setdefault((r["model"], r["value"]), []).append(r["metrics"][m])
         model_means = [np.nanmean(v) for v in by_model.values()]
-        config_std = [np.nanstd([np.nanmean(by_config[c]) for c in by_config if c[0] == k]) for k in by_model]
+        config_std = [
+            np.nanstd([np.nanmean(v) for c, v in by_config.items() if c[0] == k]) for k in by_model
+        ]
         seed_std = [np.nanstd(v, ddof=1) for v in by_config.values() if len(v) > 1]
         out[m] = {"between_models_std": float(np.nanstd(model_means)),
                   "between_hyperparameters_std": float(np.nanmean(config_std)),
@@ -364,7 +384,8 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
         "paper": "Locatello et al. (2019) report figures, not tables; compare rankings and spreads",
     }
     if cfg.figures:
-        result["figures"] = [os.path.basename(p) for p in write_figures(runs, rho, examples, cfg, out)]
+        paths = write_figures(runs, rho, examples, cfg, out)
+        result["figures"] = [os.path.basename(p) for p in paths]
     result = _finite_or_none(result)
     (out / "results.json").write_text(json.dumps(result, indent=1, allow_nan=False))
     return result

@@ -18,7 +18,8 @@ from pyro_groups.plots_images import latent_traversal_figure, reconstruction_gri
 
 LABELS = {
     "beta_vae_score": "BetaVAE", "factor_vae_score": "FactorVAE", "mig": "MIG",
-    "dci_disentanglement": "DCI Dis.", "sap": "SAP", "modularity": "Modularity", "group_mig": "group-MIG",
+    "dci_disentanglement": "DCI Dis.", "sap": "SAP", "modularity": "Modularity",
+    "group_mig": "group-MIG",
 }
 MARKERS = "os^vDP*X"
 
@@ -34,7 +35,8 @@ def rank_correlation_figure(rho: np.ndarray, metrics: Sequence[str], path: str |
         for j in range(len(names)):
             text = f"{100 * rho[i, j]:.0f}" if np.isfinite(rho[i, j]) else "–"
             dark = np.isfinite(rho[i, j]) and abs(rho[i, j]) > 0.6
-            ax.text(j, i, text, ha="center", va="center", fontsize="small", color="white" if dark else "black")
+            colour = "white" if dark else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize="small", color=colour)
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
     fig.colorbar(im, ax=ax, fraction=0.046)
@@ -45,8 +47,13 @@ def rank_correlation_figure(rho: np.ndarray, metrics: Sequence[str], path: str |
     return str(path)
 
 
-def scores_by_seed_figure(runs: Sequence[dict[str, Any]], metrics: Sequence[str], models: Sequence[str],
-                          grid: dict, path: str | os.PathLike) -> str:
+def scores_by_seed_figure(
+    runs: Sequence[dict[str, Any]],
+    metrics: Sequence[str],
+    models: Sequence[str],
+    grid: dict,
+    path: str | os.PathLike,
+) -> str:
     """One panel per metric; x: model, two offsets for the two hyper-parameter values (low: blue,
     high: orange), one marker per seed, a bar at each configuration's mean."""
     plt = _pyplot()
@@ -62,8 +69,9 @@ def scores_by_seed_figure(runs: Sequence[dict[str, Any]], metrics: Sequence[str]
                 x0 = i + (h - (len(values) - 1) / 2) * 0.3
                 ys = [r["metrics"][m] for r in sel]
                 for r, y in zip(sel, ys):
-                    ax.scatter(x0, y, color=colours[h % 4], marker=MARKERS[r["seed"] % len(MARKERS)],
-                               s=18, alpha=0.8, zorder=3)
+                    marker = MARKERS[r["seed"] % len(MARKERS)]
+                    colour = colours[h % 4]
+                    ax.scatter(x0, y, color=colour, marker=marker, s=18, alpha=0.8, zorder=3)
                 if ys and np.isfinite(ys).any():
                     ax.hlines(np.nanmean(ys), x0 - 0.12, x0 + 0.12, color="black", lw=1.2, zorder=4)
         ax.set_xticks(range(len(models)), models, rotation=45, ha="right", fontsize="small")
@@ -71,7 +79,9 @@ def scores_by_seed_figure(runs: Sequence[dict[str, Any]], metrics: Sequence[str]
         ax.grid(axis="y", alpha=0.3)
     for ax in axes.flat[len(metrics):]:
         ax.axis("off")
-    fig.suptitle("Score by model, hyper-parameter (blue: first value, orange: second) and seed (marker)")
+    fig.suptitle(
+        "Score by model, hyper-parameter (blue: first value, orange: second) and seed (marker)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -81,20 +91,24 @@ def scores_by_seed_figure(runs: Sequence[dict[str, Any]], metrics: Sequence[str]
 def write_figures(runs, rho, examples: dict[str, dict], cfg, out: Path) -> list[str]:
     from pyro_groups.experiments.disentanglement import METRICS
 
+    ran = [m for m in cfg.models if any(r["model"] == m for r in runs)]
     paths = [
         rank_correlation_figure(rho, METRICS, out / "rank_correlation.png"),
-        scores_by_seed_figure(runs, METRICS, [m for m in cfg.models if any(r["model"] == m for r in runs)],
-                              cfg.grid, out / "scores_by_seed.png"),
+        scores_by_seed_figure(runs, METRICS, ran, cfg.grid, out / "scores_by_seed.png"),
     ]
     if examples:
         names = list(examples)
         first = examples[names[0]]
         recs = np.stack([examples[n]["reconstructions"] for n in names])
+        title = "Reconstructions (posterior means, seed 0)"
         paths.append(reconstruction_grid(first["originals"], recs, out / "reconstructions.png",
-                                         labels=("data", *names), title="Reconstructions (posterior means, seed 0)"))
+                                         labels=("data", *names), title=title))
         for name, ex in list(examples.items())[: cfg.traversal_models]:
             u = ex["u_dim"]
-            labels = [f"u{j}" if j < u else (f"v{j - u}" if u else f"z{j}") for j in range(ex["traversals"].shape[0])]
-            paths.append(latent_traversal_figure(ex["traversals"], out / f"traversal_{name}.png", values=ex["values"],
-                                                 row_labels=labels, title=f"{name}: latent traversals (seed 0)"))
+            dims = range(ex["traversals"].shape[0])
+            labels = [f"u{j}" if j < u else (f"v{j - u}" if u else f"z{j}") for j in dims]
+            paths.append(latent_traversal_figure(
+                ex["traversals"], out / f"traversal_{name}.png", values=ex["values"],
+                row_labels=labels, title=f"{name}: latent traversals (seed 0)",
+            ))
     return paths

@@ -53,14 +53,17 @@ class IIDGuide(PyroModule):
     ) -> None:
         super().__init__(unique_name("iid_guide", name))
         self.z_dim = int(z_dim)
-        self.encoder = InstanceEncoder(x_dim, z_dim, 0, hidden, body=body() if body is not None else None)
+        net = body() if body is not None else None
+        self.encoder = InstanceEncoder(x_dim, z_dim, 0, hidden, body=net)
         to_pyro_module_(self)
 
     def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
         r""":math:`q(z_k \mid x_k)` with batch shape ``[G, K]`` and event ``[z_dim]``."""
         return self.encoder(x)
 
-    def instance_posterior(self, x: torch.Tensor, u: Optional[torch.Tensor] = None) -> dist.TorchDistribution:
+    def instance_posterior(
+        self, x: torch.Tensor, u: Optional[torch.Tensor] = None
+    ) -> dist.TorchDistribution:
         """Alias of :meth:`posterior` (``u`` is ignored), for the evaluation helpers."""
         return self.posterior(x)
 
@@ -69,7 +72,9 @@ class IIDGuide(PyroModule):
         zero = x.new_zeros((x.shape[0], 1, 0))
         return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, *, num_groups: Optional[int] = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, *, num_groups: Optional[int] = None
+    ) -> torch.Tensor:
         check_group_inputs(x, mask, values=is_validation_enabled())
         x = zero_padding(x, mask)
         groups, instances = group_plates(mask, num_groups)

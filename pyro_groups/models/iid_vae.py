@@ -50,12 +50,14 @@ class IIDVAE(PyroModule):
     :raises ValueError: if the decoder expects a non-empty group code.
     """
 
-    def __init__(self, decoder: nn.Module, z_dim: Optional[int] = None, name: Optional[str] = None) -> None:
+    def __init__(
+        self, decoder: nn.Module, z_dim: Optional[int] = None, name: Optional[str] = None
+    ) -> None:
         super().__init__(unique_name("iid_model", name))
         if int(getattr(decoder, "u_dim", 0)) != 0:
             raise ValueError(
-                f"IIDVAE's decoder must take an empty group code (u_dim=0), got u_dim={decoder.u_dim}; "
-                "build it as e.g. ConvDecoder(0, z_dim)"
+                "IIDVAE's decoder must take an empty group code (u_dim=0), got "
+                f"u_dim={decoder.u_dim}; build it as e.g. ConvDecoder(0, z_dim)"
             )
         if z_dim is None and not hasattr(decoder, "v_dim"):
             raise ValueError("z_dim is required when the decoder has no v_dim attribute")

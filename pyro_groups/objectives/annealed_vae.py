@@ -50,7 +50,9 @@ class AnnealedVAELoss(nn.Module):
 
     step: torch.Tensor
 
-    def __init__(self, gamma: float = 1000.0, c_max: float = 25.0, num_steps: int = 100_000) -> None:
+    def __init__(
+        self, gamma: float = 1000.0, c_max: float = 25.0, num_steps: int = 100_000
+    ) -> None:
         super().__init__()
         self.gamma, self.c_max, self.num_steps = float(gamma), float(c_max), int(num_steps)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))

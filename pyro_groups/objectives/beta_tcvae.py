@@ -19,10 +19,11 @@ set of size :math:`N` and :math:`z_i \sim q(z \mid n_i)`, MWS (the paper's eq. 3
 
 and :math:`\widehat{\mathrm{TC}}` is the batch mean of the difference. The estimator is biased
 (its expectation is a lower bound of :math:`\log q(z)`); the constant :math:`\log NM` offsets
-:math:`\widehat{\mathrm{TC}}` by :math:`(D - 1) \log NM` and has no gradient (``disentanglement_lib``
-drops it; we keep the paper's form, so the reported TC is the paper's number). The penalty is put
-on the ELBO's scale by :math:`\hat N` (:func:`~pyro_groups.objectives.elbo_terms.observation_scale`),
-which is also the :math:`N` of the estimator.
+:math:`\widehat{\mathrm{TC}}` by :math:`(D - 1) \log NM` and has no gradient
+(``disentanglement_lib`` drops it; we keep the paper's form, so the reported TC is the paper's
+number). The penalty is put on the ELBO's scale by :math:`\hat N`
+(:func:`~pyro_groups.objectives.elbo_terms.observation_scale`), which is also the :math:`N` of
+the estimator.
 
 References: Chen, Li, Grosse and Duvenaud 2018, "Isolating sources of disentanglement in
 variational autoencoders", NeurIPS; Locatello et al. 2019 (grid
@@ -38,14 +39,21 @@ from torch import Tensor, nn
 
 from pyro_groups.objectives.elbo_terms import elbo_terms, observation_scale, posterior_codes
 
-__all__ = ["BetaTCVAELoss", "LogQz", "gaussian_log_density_matrix", "log_qz_mws", "total_correlation_mws"]
+__all__ = [
+    "BetaTCVAELoss",
+    "LogQz",
+    "gaussian_log_density_matrix",
+    "log_qz_mws",
+    "total_correlation_mws",
+]
 
 _LOG_2PI = math.log(2 * math.pi)
 
 
 def gaussian_log_density_matrix(z: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
-    r"""``[M, M, D]`` matrix of :math:`\log \mathcal{N}(z_{id}; \mu_{jd}, \sigma_{jd}^2)` for codes
-    ``z`` ``[M, D]`` (row ``i``) under the posteriors ``loc``, ``scale`` ``[M, D]`` (column ``j``)."""
+    r"""``[M, M, D]`` matrix of :math:`\log \mathcal{N}(z_{id}; \mu_{jd}, \sigma_{jd}^2)` for
+    codes ``z`` ``[M, D]`` (row ``i``) under the posteriors ``loc``, ``scale`` ``[M, D]``
+    (column ``j``)."""
     diff = (z.unsqueeze(1) - loc.unsqueeze(0)) / scale.unsqueeze(0)
     return -0.5 * diff.pow(2) - scale.log().unsqueeze(0) - 0.5 * _LOG_2PI
 
@@ -69,7 +77,8 @@ def log_qz_mws(z: Tensor, loc: Tensor, scale: Tensor, dataset_size: float) -> Lo
     :param dataset_size: :math:`N`, the number of observations in the data set.
     """
     if z.dim() != 2 or loc.shape != z.shape or scale.shape != z.shape:
-        raise ValueError(f"z, loc and scale must all be [M, D], got {z.shape}, {loc.shape}, {scale.shape}")
+        shapes = f"{tuple(z.shape)}, {tuple(loc.shape)}, {tuple(scale.shape)}"
+        raise ValueError(f"z, loc and scale must all be [M, D], got {shapes}")
     m = z.shape[0]
     log_nm = math.log(float(dataset_size) * m)
     log_q = gaussian_log_density_matrix(z, loc, scale)  # [M, M, D]
@@ -93,7 +102,9 @@ class BetaTCVAELoss(nn.Module):
     :param analytic_kl: closed-form KL in the ELBO (default).
     """
 
-    def __init__(self, beta: float = 6.0, *, sites: Sequence[str] = ("z",), analytic_kl: bool = True) -> None:
+    def __init__(
+        self, beta: float = 6.0, *, sites: Sequence[str] = ("z",), analytic_kl: bool = True
+    ) -> None:
         super().__init__()
         self.beta, self.sites, self.analytic_kl = float(beta), tuple(sites), analytic_kl
         self.last_tc: Optional[float] = None
@@ -102,7 +113,13 @@ class BetaTCVAELoss(nn.Module):
         return f"beta={self.beta}, sites={self.sites}"
 
     def forward(
-        self, model: Callable, guide: Callable, x: Tensor, mask: Tensor, *, num_groups: Optional[int] = None,
+        self,
+        model: Callable,
+        guide: Callable,
+        x: Tensor,
+        mask: Tensor,
+        *,
+        num_groups: Optional[int] = None,
     ) -> Tensor:
         t = elbo_terms(model, guide, x, mask, num_groups=num_groups, analytic_kl=self.analytic_kl)
         codes = posterior_codes(t.guide_trace, mask, self.sites)

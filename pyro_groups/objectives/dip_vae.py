@@ -50,7 +50,9 @@ def weighted_covariance(x: Tensor, weights: Optional[Tensor] = None) -> Tensor:
     return centred.T @ centred / total
 
 
-def dip_covariance(loc: Tensor, scale: Optional[Tensor] = None, weights: Optional[Tensor] = None) -> Tensor:
+def dip_covariance(
+    loc: Tensor, scale: Optional[Tensor] = None, weights: Optional[Tensor] = None
+) -> Tensor:
     r"""The covariance DIP-VAE matches to the identity, ``[D, D]``.
 
     :param loc: posterior means :math:`\mu(x_n)` ``[M, D]``.
@@ -73,7 +75,10 @@ def dip_covariance(loc: Tensor, scale: Optional[Tensor] = None, weights: Optiona
 
 
 def dip_penalty(cov: Tensor, lambda_od: float, lambda_d: float) -> Tensor:
-    r""":math:`\lambda_{od} \sum_{i \ne j} C_{ij}^2 + \lambda_d \sum_i (C_{ii} - 1)^2` (a scalar)."""
+    r"""The penalty (a scalar):
+
+    .. math:: \lambda_{od} \sum_{i \ne j} C_{ij}^2 + \lambda_d \sum_i (C_{ii} - 1)^2
+    """
     diag = torch.diagonal(cov, dim1=-2, dim2=-1)
     off = cov - torch.diag_embed(diag)
     return lambda_od * off.pow(2).sum((-2, -1)) + lambda_d * (diag - 1.0).pow(2).sum(-1)
@@ -105,13 +110,21 @@ class DIPVAELoss(nn.Module):
             raise ValueError(f"kind must be 'i' or 'ii', got {kind!r}")
         self.kind, self.sites, self.analytic_kl = kind, tuple(sites), analytic_kl
         self.lambda_od = float(lambda_od)
-        self.lambda_d = float(lambda_d if lambda_d is not None else (10.0 if kind == "i" else 1.0) * lambda_od)
+        if lambda_d is None:
+            lambda_d = (10.0 if kind == "i" else 1.0) * lambda_od
+        self.lambda_d = float(lambda_d)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, lambda_od={self.lambda_od}, lambda_d={self.lambda_d}"
 
     def forward(
-        self, model: Callable, guide: Callable, x: Tensor, mask: Tensor, *, num_groups: Optional[int] = None,
+        self,
+        model: Callable,
+        guide: Callable,
+        x: Tensor,
+        mask: Tensor,
+        *,
+        num_groups: Optional[int] = None,
     ) -> Tensor:
         t = elbo_terms(model, guide, x, mask, num_groups=num_groups, analytic_kl=self.analytic_kl)
         codes = posterior_codes(t.guide_trace, mask, self.sites)

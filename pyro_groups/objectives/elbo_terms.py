@@ -136,12 +136,15 @@ def _normal_params(fn) -> tuple[torch.Tensor, torch.Tensor]:
         fn = fn.base_dist
     if not isinstance(fn, Normal):
         raise ValueError(
-            f"aggregate-posterior penalties need a diagonal normal posterior, got {type(fn).__name__}"
+            "aggregate-posterior penalties need a diagonal normal posterior, got "
+            f"{type(fn).__name__}"
         )
     return fn.loc, fn.scale
 
 
-def posterior_codes(guide_trace: Trace, mask: torch.Tensor, sites: Sequence[str] = ("z",)) -> PosteriorCodes:
+def posterior_codes(
+    guide_trace: Trace, mask: torch.Tensor, sites: Sequence[str] = ("z",)
+) -> PosteriorCodes:
     """The valid rows of the guide's codes at ``sites``, concatenated along the last dimension.
 
     Each site's value, location and scale are broadcast to ``[G, K, D_site]`` (a group code

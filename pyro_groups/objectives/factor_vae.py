@@ -81,7 +81,12 @@ class FactorVAEPenalty(nn.Module):
         return posterior_codes(trace, batch.mask, self.sites).z
 
     def critic_step(
-        self, model: Callable, guide: Callable, batch: GroupBatch, *, num_groups: Optional[int] = None
+        self,
+        model: Callable,
+        guide: Callable,
+        batch: GroupBatch,
+        *,
+        num_groups: Optional[int] = None,
     ) -> dict[str, float]:
         """One optimiser step of the discriminator on detached codes and their permutation."""
         with torch.no_grad():
@@ -99,7 +104,12 @@ class FactorVAEPenalty(nn.Module):
         return tc_estimate(functional_call(self.discriminator, params, (z,)))
 
     def forward(
-        self, model: Callable, guide: Callable, batch: GroupBatch, *, num_groups: Optional[int] = None
+        self,
+        model: Callable,
+        guide: Callable,
+        batch: GroupBatch,
+        *,
+        num_groups: Optional[int] = None,
     ) -> Tensor:
         z = self.codes(guide, batch, num_groups)
         n_obs = observation_scale(batch.mask, num_groups).to(z)

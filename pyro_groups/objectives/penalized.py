@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
-import torch
 from torch import Tensor, nn
 
 from pyro_groups.data.batch import GroupBatch
@@ -26,7 +25,8 @@ __all__ = ["PenalizedLoss"]
 
 
 class PenalizedLoss(nn.Module):
-    """``loss(model, guide, x, mask, num_groups=N) = base(...) + sum_p p(model, guide, batch, num_groups=N)``.
+    """``loss(model, guide, x, mask, num_groups=N)`` is ``base(...)`` plus
+    ``sum_p p(model, guide, batch, num_groups=N)``.
 
     :param base: a loss callable with the signature above, or a Pyro ``ELBO`` (its
         ``differentiable_loss`` is used); default the plain ELBO (``BetaVAELoss(1)``).
@@ -43,7 +43,14 @@ class PenalizedLoss(nn.Module):
     def _base_loss(self) -> Callable[..., Tensor]:
         return getattr(self.base, "differentiable_loss", self.base)
 
-    def critic_step(self, model: Callable, guide: Callable, batch: GroupBatch, *, num_groups: Optional[int] = None) -> dict[str, float]:
+    def critic_step(
+        self,
+        model: Callable,
+        guide: Callable,
+        batch: GroupBatch,
+        *,
+        num_groups: Optional[int] = None,
+    ) -> dict[str, float]:
         """Run every penalty's ``critic_step`` (if it has one) and merge their records."""
         record: dict[str, float] = {}
         for pen in self.penalties:
@@ -52,7 +59,15 @@ class PenalizedLoss(nn.Module):
                 record.update(step(model, guide, batch, num_groups=num_groups) or {})
         return record
 
-    def forward(self, model: Callable, guide: Callable, x: Tensor, mask: Tensor, *, num_groups: Optional[int] = None) -> Tensor:
+    def forward(
+        self,
+        model: Callable,
+        guide: Callable,
+        x: Tensor,
+        mask: Tensor,
+        *,
+        num_groups: Optional[int] = None,
+    ) -> Tensor:
         total = self._base_loss()(model, guide, x, mask, num_groups=num_groups)
         batch = GroupBatch(x, mask)
         for pen in self.penalties:
