@@ -96,12 +96,17 @@ def ppc_summary(batch: GroupBatch, draws: dict[str, torch.Tensor]) -> dict[str, 
 
 
 def plot_ppc(idata: Any, path: str | os.PathLike, *, num_pp_samples: int = 50) -> str:
-    """ArviZ's posterior predictive density plot of ``x``, saved to ``path``."""
+    """ArviZ's posterior predictive density plot of ``x`` (at most ``num_pp_samples`` draws), saved to
+    ``path``."""
     az = _arviz()
+    num_pp_samples = min(num_pp_samples, int(idata.posterior_predictive.sizes["draw"]))
     from pyro_groups.plots import _pyplot
 
     plt = _pyplot()
-    ax = az.plot_ppc(idata, num_pp_samples=num_pp_samples, random_seed=0)
+    with warnings.catch_warnings():
+        # arviz 0.23 calls a matplotlib API that matplotlib 3.11 deprecates; nothing to act on here.
+        warnings.filterwarnings("ignore", message=".*deprecated.*", category=DeprecationWarning)
+        ax = az.plot_ppc(idata, num_pp_samples=num_pp_samples, random_seed=0)
     fig = np.asarray(ax).ravel()[0].figure
     fig.savefig(path, dpi=110)
     plt.close(fig)
