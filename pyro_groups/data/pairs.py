@@ -43,7 +43,9 @@ def _as_numpy(a: Any) -> np.ndarray:
     return np.asarray(a)
 
 
-def pair_indices(labels: Any, num_pairs: int, *, rng: RngLike = None, weight: str = "pairs") -> torch.Tensor:
+def pair_indices(
+    labels: Any, num_pairs: int, *, rng: RngLike = None, weight: str = "pairs"
+) -> torch.Tensor:
     r"""Indices ``[P, 2]`` (int64) of pairs of different observations with equal labels.
 
     For a chosen group :math:`g` with members :math:`o_0, \dots, o_{K-1}`, the first member is
@@ -119,7 +121,8 @@ def sample_pairs(
     x = torch.as_tensor(data)
     lab = _as_numpy(labels)
     if lab.shape[:1] != x.shape[:1]:
-        raise ValueError(f"labels has {lab.shape[0] if lab.ndim else 0} entries, x has {x.shape[0]}")
+        n_labels = lab.shape[0] if lab.ndim else 0
+        raise ValueError(f"labels has {n_labels} entries, x has {x.shape[0]}")
     idx = pair_indices(lab, num_pairs, rng=rng, weight=weight)
     xi = x[idx.to(x.device)]
     u = None
@@ -157,7 +160,9 @@ def pairs_from_factors(
     """
     cols = sorted({data.factor_index(f) for f in shared})
     if not 0 < len(cols) < data.num_factors:
-        raise ValueError(f"shared must name between 1 and {data.num_factors - 1} factors, got {shared}")
+        raise ValueError(
+            f"shared must name between 1 and {data.num_factors - 1} factors, got {shared}"
+        )
     g = as_rng(rng)
     first = data.sample_factors(num_pairs, g)
     sizes = np.asarray(data.factor_sizes)

@@ -1,10 +1,11 @@
-r"""Guides for pairs: per-member group posteriors (group-tcVAE) and the GVAE / ML-VAE pair baselines.
+r"""Guides for pairs: per-member group posteriors (group-tcVAE), GVAE / ML-VAE pair baselines.
 
 group-tcVAE (Tran et al., "Weakly-supervised group disentanglement using total correlation",
 Sec. 3) infers the content code of each member of a pair *separately*,
 
 .. math::
-    q(u_k, v_k \mid x_k) = \mathcal{N}\big(u_k;\, \mu_u(x_k), \operatorname{diag}\sigma_u^2(x_k)\big)\,
+    q(u_k, v_k \mid x_k) =
+    \mathcal{N}\big(u_k;\, \mu_u(x_k), \operatorname{diag}\sigma_u^2(x_k)\big)\,
     \mathcal{N}\big(v_k;\, \mu_v(x_k), \operatorname{diag}\sigma_v^2(x_k)\big),
 
 and ties the members by :math:`\gamma\,\mathrm{KL}(q(u_1 \mid x_1) \,\|\, q(u_2 \mid x_2))` in the
@@ -53,7 +54,11 @@ class PerMemberGroupEncoder(nn.Module):
     """
 
     def __init__(
-        self, x_dim: int, u_dim: int, hidden: Sequence[int] = (64, 64), body: Optional[nn.Module] = None
+        self,
+        x_dim: int,
+        u_dim: int,
+        hidden: Sequence[int] = (64, 64),
+        body: Optional[nn.Module] = None,
     ) -> None:
         super().__init__()
         self.body = body
@@ -63,8 +68,10 @@ class PerMemberGroupEncoder(nn.Module):
         """Per-observation ``(loc, scale)`` ``[G, K, u_dim]``."""
         return normal_params(self.net(features(x, self.body)))
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> dist.TorchDistribution:
-        """:math:`\\prod_k \\mathcal{N}(\\mu_k, \\sigma_k^2)` with batch ``[G, K]``, event ``[u_dim]``
+    def forward(
+        self, x: torch.Tensor, mask: Optional[torch.Tensor] = None
+    ) -> dist.TorchDistribution:
+        """:math:`\\prod_k \\mathcal{N}(\\mu_k, \\sigma_k^2)`, batch ``[G, K]``, event ``[u_dim]``
         (``mask`` is accepted for the group-encoder signature and not needed)."""
         loc, scale = self.observation_posteriors(x)
         return dist.Normal(loc, scale).to_event(1)
@@ -130,5 +137,6 @@ def pair_guide(
         raise ValueError(f"instance must be 'conditional' or 'unconditional', got {instance!r}")
     make_body = body or (lambda: None)
     genc = PerMemberGroupEncoder(x_dim, u_dim, hidden, body=make_body())
-    ienc = InstanceEncoder(x_dim, v_dim, u_dim if instance == "conditional" else 0, hidden, body=make_body())
+    cond_dim = u_dim if instance == "conditional" else 0
+    ienc = InstanceEncoder(x_dim, v_dim, cond_dim, hidden, body=make_body())
     return PairedGuide(genc, ienc, name=name)

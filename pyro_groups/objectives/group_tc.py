@@ -49,7 +49,8 @@ In a plain SVI loop (``PenalizedLoss`` adds the penalty to any ELBO):
 
     pen = GroupTCVAEPenalty(u_dim=5, v_dim=5, beta=10.0, gamma=8.0, level="inter")
     loss = PenalizedLoss(Trace_ELBO(), [pen])
-    svi = SVI(PairedVAE(decoder), pair_guide("group_tcvae", ...), pyro.optim.Adam({"lr": 1e-4}), loss)
+    model, guide = PairedVAE(decoder), pair_guide("group_tcvae", ...)
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-4}), loss)
     for batch in pairs.batches(32):
         pen.critic_step(model, guide, batch, num_groups=len(pairs))   # the discriminator's step
         svi.step(batch.x, batch.mask, num_groups=len(pairs))          # the VAE's step
@@ -109,7 +110,8 @@ def pair_kl(loc: Tensor, scale: Tensor, mask: Tensor, *, symmetric: bool = True)
     loc, scale = loc.expand(g, k, loc.shape[-1]), scale.expand(g, k, scale.shape[-1])
     kl = normal_kl(loc[:, :, None], scale[:, :, None], loc[:, None], scale[:, None])  # [G, K, K]
     valid = mask[:, :, None] & mask[:, None, :]
-    j, i = torch.meshgrid(torch.arange(k, device=mask.device), torch.arange(k, device=mask.device), indexing="ij")
+    idx = torch.arange(k, device=mask.device)
+    j, i = torch.meshgrid(idx, idx, indexing="ij")
     keep = valid & ((j != i) if symmetric else (j < i))
     total = torch.where(keep, kl, torch.zeros_like(kl)).sum((-1, -2))
     n = mask.sum(-1).to(total.dtype)
@@ -142,7 +144,14 @@ class PairKLPenalty(nn.Module):
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, symmetric={self.symmetric}, site={self.site!r}"
 
-    def forward(self, model: Callable, guide: Callable, batch: GroupBatch, *, num_groups: Optional[int] = None) -> Tensor:
+    def forward(
+        self,
+        model: Callable,
+        guide: Callable,
+        batch: GroupBatch,
+        *,
+        num_groups: Optional[int] = None,
+    ) -> Tensor:
         trace = poutine.trace(guide).get_trace(batch.x, batch.mask, num_groups=num_groups)
         loc, scale = site_normal(trace, batch.mask, self.site)
         kl = pair_kl(loc, scale, batch.mask, symmetric=self.symmetric).sum()
@@ -199,15 +208,25 @@ class GroupTCVAEPenalty(FactorVAEPenalty):
         return (f"u_dim={self.u_dim}, v_dim={self.v_dim}, beta={self.beta}, gamma={self.gamma}, "
                 f"level={self.level!r}, symmetric={self.symmetric}, sites={self.sites}")
 
-    def terms(self, guide: Callable, batch: GroupBatch, *, num_groups: Optional[int] = None) -> dict[str, Tensor]:
+    def terms(
+        self, guide: Callable, batch: GroupBatch, *, num_groups: Optional[int] = None
+    ) -> dict[str, Tensor]:
         """Differentiable ``{"tc": mean TC estimate per observation, "pair_kl": [G] per group}``
         from one trace of the guide."""
         trace = poutine.trace(guide).get_trace(batch.x, batch.mask, num_groups=num_groups)
         z = posterior_codes(trace, batch.mask, self.sites).z
         loc, scale = site_normal(trace, batch.mask, self.sites[0])
-        return {"tc": self.tc(z), "pair_kl": pair_kl(loc, scale, batch.mask, symmetric=self.symmetric)}
+        kl = pair_kl(loc, scale, batch.mask, symmetric=self.symmetric)
+        return {"tc": self.tc(z), "pair_kl": kl}
 
-    def forward(self, model: Callable, guide: Callable, batch: GroupBatch, *, num_groups: Optional[int] = None) -> Tensor:
+    def forward(
+        self,
+        model: Callable,
+        guide: Callable,
+        batch: GroupBatch,
+        *,
+        num_groups: Optional[int] = None,
+    ) -> Tensor:
         t = self.terms(guide, batch, num_groups=num_groups)
         n_obs = observation_scale(batch.mask, num_groups).to(t["tc"])
         return (self.beta * n_obs * t["tc"]

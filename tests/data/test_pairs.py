@@ -113,7 +113,8 @@ def test_pairs_from_factors_share_content_and_differ_elsewhere():
     assert pairs.u_true.shape == (200, 2) and pairs.v_true.shape == (200, 2, 3)
     v1, v2 = pairs.v_true[:, 0], pairs.v_true[:, 1]
     assert (v1 != v2).all()                              # every non-content factor differs
-    rows = torch.cat([pairs.u_true[:, None].expand(-1, 2, -1), pairs.v_true], -1)  # shape, scale first
+    # shape and scale are the first two factors
+    rows = torch.cat([pairs.u_true[:, None].expand(-1, 2, -1), pairs.v_true], -1)
     assert torch.equal(pairs.x, sprites.images(rows.reshape(-1, 5)).reshape(200, 2, 1, 16, 16))
     assert not torch.equal(pairs.x[:, 0], pairs.x[:, 1])
     same = pairs_from_factors(sprites, 200, shared, rng=0)

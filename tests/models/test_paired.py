@@ -1,4 +1,4 @@
-"""PairedVAE and the pair guides: sites, known log joint, masks, presets, training in SVI and fit."""
+"""PairedVAE and the pair guides: sites, known log joint, masks, presets, SVI and fit."""
 from __future__ import annotations
 
 import math
@@ -34,7 +34,8 @@ def vector_pairs(num_groups=32, per_group=4, num_pairs=64, seed=0):
 
 
 def small(kind="group_tcvae"):
-    return pair_model(kind, MLPDecoder(2, 2, 4, hidden=(16,))), pair_guide(kind, 4, 2, 2, hidden=(16,))
+    model = pair_model(kind, MLPDecoder(2, 2, 4, hidden=(16,)))
+    return model, pair_guide(kind, 4, 2, 2, hidden=(16,))
 
 
 def ragged_batch():
@@ -54,7 +55,8 @@ def test_sites_plates_and_shapes():
             node = tr.nodes[site]
             assert node["value"].shape == (6, 2, d)
             assert node["fn"].batch_shape == (6, 2) and node["fn"].event_shape == (d,)
-            assert {(f.name, f.dim) for f in node["cond_indep_stack"]} == {("groups", -2), ("instances", -1)}
+            plates = {(f.name, f.dim) for f in node["cond_indep_stack"]}
+            assert plates == {("groups", -2), ("instances", -1)}
             assert torch.equal(node["mask"], mask)
     assert torch.equal(mt.nodes["x"]["value"], x)
     assert isinstance(guide, PairedGuide) and isinstance(model, PairedVAE)
@@ -100,7 +102,8 @@ def test_pair_guide_kinds_and_their_group_posteriors():
     assert_close(q.base_dist.loc, loc)
     for kind, combine in (("gvae", average_of_normals), ("mlvae", product_of_normals)):
         guide = pair_guide(kind, 4, 2, 2, hidden=(8,))
-        assert type(guide) is GroupGuide and guide.group_encoder.aggregator == {"gvae": "average", "mlvae": "product"}[kind]
+        assert type(guide) is GroupGuide
+        assert guide.group_encoder.aggregator == {"gvae": "average", "mlvae": "product"}[kind]
         assert isinstance(pair_model(kind, MLPDecoder(2, 2, 4)), GroupVAE)
         q = guide.group_posterior(x, mask)
         want = combine(*guide.group_encoder.observation_posteriors(x), mask)
@@ -172,7 +175,8 @@ def test_group_tcvae_trains_with_fit():
     data = vector_pairs()
     model, guide = small()
     pen = GroupTCVAEPenalty(2, 2, beta=2.0, gamma=1.0, level="full", hidden=(16,), lr=1e-3)
-    hist = fit(model, guide, data, epochs=3, batch_size=16, lr=1e-2, penalties=[pen], progress=False)
+    hist = fit(model, guide, data, epochs=3, batch_size=16, lr=1e-2, penalties=[pen],
+               progress=False)
     rows = hist.to_list()
     assert len(rows) == 3
     assert all(math.isfinite(r["loss"]) and math.isfinite(r["discriminator_loss"]) for r in rows)

@@ -45,7 +45,8 @@ def test_normal_kl_known_values():
     t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
     got = normal_kl(t(m1), t(s1), t(m2), t(s2)).item()
     assert got == pytest.approx(hand_kl(m1, s1, m2, s2), rel=1e-12)
-    ref = td.kl_divergence(td.Independent(td.Normal(t(m1), t(s1)), 1), td.Independent(td.Normal(t(m2), t(s2)), 1))
+    p, q = (td.Independent(td.Normal(t(m), t(s)), 1) for m, s in ((m1, s1), (m2, s2)))
+    ref = td.kl_divergence(p, q)
     assert got == pytest.approx(ref.item(), rel=1e-12)
     assert normal_kl(t(m1), t(s1), t(m1), t(s1)).item() == 0.0
 
@@ -73,7 +74,8 @@ def test_pair_kl_against_torch_for_pairs_and_larger_groups():
 
 def test_penalty_known_value_on_fixed_draws():
     data = pair_data()
-    model, guide = pair_model("group_tcvae", MLPDecoder(2, 2, 4, hidden=(8,))), pair_guide("group_tcvae", 4, 2, 2, hidden=(8,))
+    model = pair_model("group_tcvae", MLPDecoder(2, 2, 4, hidden=(8,)))
+    guide = pair_guide("group_tcvae", 4, 2, 2, hidden=(8,))
     batch = data[torch.arange(10)]
     pen = GroupTCVAEPenalty(2, 2, beta=3.0, gamma=5.0, level="full", hidden=(8,))
     pyro.set_rng_seed(1)
@@ -82,9 +84,8 @@ def test_penalty_known_value_on_fixed_draws():
     tr = pyro.poutine.trace(guide).get_trace(batch.x, batch.mask, num_groups=40)
     z = posterior_codes(tr, batch.mask, ("u", "v")).z
     loc, scale = guide.group_encoder.observation_posteriors(batch.x)
-    kl = sum(hand_kl(loc[g, 0].tolist(), scale[g, 0].tolist(), loc[g, 1].tolist(), scale[g, 1].tolist())
-             + hand_kl(loc[g, 1].tolist(), scale[g, 1].tolist(), loc[g, 0].tolist(), scale[g, 0].tolist())
-             for g in range(10))
+    members = lambda g: [(loc[g, k].tolist(), scale[g, k].tolist()) for k in (0, 1)]  # noqa: E731
+    kl = sum(hand_kl(*a, *b) + hand_kl(*b, *a) for a, b in map(members, range(10)))
     tc = pen.discriminator(z).mean()
     expected = 3.0 * observation_scale(batch.mask, 40) * tc + 5.0 * 40 / 10 * kl
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -139,7 +140,8 @@ MEASURED: dict[str, tuple[float, float]] = {}
 def test_penalty_discriminator_recovers_gaussian_tc(level):
     torch.manual_seed(0)
     steps = 400
-    pen = GroupTCVAEPenalty(2, 3, beta=1.0, gamma=0.0, level=level, hidden=(64, 64), lr=3e-3, betas=(0.9, 0.999))
+    pen = GroupTCVAEPenalty(2, 3, beta=1.0, gamma=0.0, level=level, hidden=(64, 64), lr=3e-3,
+                            betas=(0.9, 0.999))
     decay = torch.optim.lr_scheduler.LambdaLR(pen.optimizer, lambda s: 1 - s / steps)
     batch = GroupBatch(torch.zeros(256, 2, 1), torch.ones(256, 2, dtype=torch.bool))  # 512 codes
     for _ in range(steps):
@@ -185,7 +187,8 @@ def test_fit_optimizer_never_holds_the_discriminator():
         return torch.optim.Adam(params, lr=1e-2)
 
     before = [p.detach().clone() for p in pen.discriminator.parameters()]
-    fit(model, guide, pair_data(), epochs=2, batch_size=8, optimizer=optimizer, penalties=[pen], progress=False)
+    fit(model, guide, pair_data(), epochs=2, batch_size=8, optimizer=optimizer, penalties=[pen],
+        progress=False)
     disc = {id(p) for p in pen.discriminator.parameters()}
     assert seen and {id(p) for p in seen}.isdisjoint(disc)
     assert {id(p) for p in seen} == {id(p) for m in (model, guide) for p in m.parameters()}
@@ -205,7 +208,10 @@ def test_penalty_resumes_exactly_from_a_fit_checkpoint(tmp_path):
     assert "discriminator.net.0.weight" in "".join(load_checkpoint(ckpt)["penalties"][0])
     m2, g2, p2 = setup(seed=99)  # fresh objects, initialised differently, as a new process
     resumed = fit(m2, g2, data, epochs=4, penalties=[p2], checkpoint=ckpt, resume=True, **kw)
-    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h.to_list()]  # noqa: E731
+
+    def strip(h):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in h.to_list()]
+
     assert strip(resumed) == strip(full)
     for a, b in ((m2, model), (g2, guide), (p2, pen)):
         sa, sb = a.state_dict(), b.state_dict()
