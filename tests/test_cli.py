@@ -8,7 +8,10 @@ import pytest
 from pyro_groups.cli import build_parser, main
 from pyro_groups.experiments.exam_scores import PAPER
 
-ROWS = ["cxvae", "mlvae", "gvae", "cxvae-u-average", "cxvae-u-product", "cxvae-v-unconditional"]
+ROWS = [
+    "cxvae", "mlvae", "gvae", "gvae-reg", "cxvae-u-average", "cxvae-u-product",
+    "cxvae-v-unconditional", "cxvae-reg-none", "cxvae-reg-unconditional",
+]
 METRICS = ["rec_err", "trans_err", "u_pred_err", "v_pred_err"]
 
 

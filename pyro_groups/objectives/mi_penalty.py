@@ -56,8 +56,20 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from pyro_groups.data.batch import GroupBatch
-from pyro_groups.objectives.critics import CriticScores, PairCritic, SetCritic, _uniform_below, sample_pairs
-from pyro_groups.objectives.estimators import dv_bound, infonce_bound, mine_bound, mine_ema_init, nwj_bound
+from pyro_groups.objectives.critics import (
+    CriticScores,
+    PairCritic,
+    SetCritic,
+    _uniform_below,
+    sample_pairs,
+)
+from pyro_groups.objectives.estimators import (
+    dv_bound,
+    infonce_bound,
+    mine_bound,
+    mine_ema_init,
+    nwj_bound,
+)
 
 __all__ = ["ESTIMATORS", "MIPenalty", "nemeth_penalty", "set_penalty"]
 
@@ -76,11 +88,15 @@ class _Bound(nn.Module):
         return self.fn(self.critic, *args)
 
 
-def _group_scores(critic: nn.Module, x: Tensor, mask: Tensor, v: Tensor, gen: torch.Generator) -> CriticScores:
+def _group_scores(
+    critic: nn.Module, x: Tensor, mask: Tensor, v: Tensor, gen: torch.Generator
+) -> CriticScores:
     return critic.group_scores(x, mask, v, gen)
 
 
-def _infonce_matrix(critic: nn.Module, x: Tensor, mask: Tensor, v: Tensor, gen: torch.Generator) -> Tensor:
+def _infonce_matrix(
+    critic: nn.Module, x: Tensor, mask: Tensor, v: Tensor, gen: torch.Generator
+) -> Tensor:
     r"""``S[a, b]`` for one anchor per eligible group: context of group ``a`` against the code of
     group ``b`` (the diagonal holds the joint pairs, the rest negatives from other groups)."""
     counts = mask.sum(1)
@@ -97,7 +113,9 @@ def _infonce_matrix(critic: nn.Module, x: Tensor, mask: Tensor, v: Tensor, gen: 
         return critic.score(code[None, :, :].expand(B, B, -1), pooled[:, None, :].expand(B, B, -1))
     if isinstance(critic, PairCritic):
         return critic.score_matrix(x[groups, k], v[groups, idx.joint_slot[groups, k]])
-    raise TypeError(f"estimator='infonce' needs a PairCritic or a SetCritic, got {type(critic).__name__}")
+    raise TypeError(
+        f"estimator='infonce' needs a PairCritic or a SetCritic, got {type(critic).__name__}"
+    )
 
 
 def _generator_seed(seed: Optional[int]) -> int:
@@ -156,7 +174,10 @@ class MIPenalty(nn.Module):
         self._warned: set[str] = set()
 
     def extra_repr(self) -> str:
-        return f"estimator={self.estimator!r}, weight={self.weight}, critic_steps={self.critic_steps}"
+        return (
+            f"estimator={self.estimator!r}, weight={self.weight}, "
+            f"critic_steps={self.critic_steps}"
+        )
 
     # ------------------------------------------------------------------ inputs
 
@@ -172,16 +193,17 @@ class MIPenalty(nn.Module):
         if single:
             self._warn_once(
                 "single",
-                f"{type(self).__name__}({self.name}): {single} group(s) in a batch have a single valid "
-                "observation and are left out of the mutual-information penalty (they have no other "
-                "observation to pair with); warning once per penalty.",
+                f"{type(self).__name__}({self.name}): {single} group(s) in a batch have a single "
+                "valid observation and are left out of the mutual-information penalty (they have "
+                "no other observation to pair with); warning once per penalty.",
             )
         if eligible < 2:
             self._warn_once(
                 "few",
-                f"{type(self).__name__}({self.name}): a batch has {eligible} group(s) with two or more "
-                "valid observations; the penalty needs two (a marginal pair takes its code from another "
-                "group), so it is 0 and the critic step is skipped for such batches; warning once.",
+                f"{type(self).__name__}({self.name}): a batch has {eligible} group(s) with two or "
+                "more valid observations; the penalty needs two (a marginal pair takes its code "
+                "from another group), so it is 0 and the critic step is skipped for such batches; "
+                "warning once.",
             )
             return False
         return True
@@ -237,7 +259,12 @@ class MIPenalty(nn.Module):
     # ------------------------------------------------------------------ the two steps
 
     def critic_step(
-        self, model: Callable, guide: Callable, batch: GroupBatch, *, num_groups: Optional[int] = None
+        self,
+        model: Callable,
+        guide: Callable,
+        batch: GroupBatch,
+        *,
+        num_groups: Optional[int] = None,
     ) -> dict[str, float]:
         """``critic_steps`` Adam steps of the critic, maximising the bound on detached codes.
 
@@ -261,7 +288,12 @@ class MIPenalty(nn.Module):
         return {f"{self.name}_bound": float(value.detach())}
 
     def forward(
-        self, model: Callable, guide: Callable, batch: GroupBatch, *, num_groups: Optional[int] = None
+        self,
+        model: Callable,
+        guide: Callable,
+        batch: GroupBatch,
+        *,
+        num_groups: Optional[int] = None,
     ) -> Tensor:
         """``weight * N * bound`` on codes with gradients; the critic's parameters get none."""
         mask = batch.mask
@@ -275,10 +307,8 @@ class MIPenalty(nn.Module):
     # ------------------------------------------------------------------ checkpoints
 
     def get_extra_state(self) -> Any:
-        return {
-            "optimizer": self.optimizer.state_dict(),
-            "generator": {"device": str(self.generator.device), "state": self.generator.get_state()},
-        }
+        generator = {"device": str(self.generator.device), "state": self.generator.get_state()}
+        return {"optimizer": self.optimizer.state_dict(), "generator": generator}
 
     def set_extra_state(self, state: Any) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
@@ -305,7 +335,12 @@ def _seeded(seed: Optional[int]) -> Iterator[None]:
 
 
 def nemeth_penalty(
-    x_dim: int, v_dim: int, *, hidden: Sequence[int] = (64, 64), seed: Optional[int] = None, **kwargs: Any
+    x_dim: int,
+    v_dim: int,
+    *,
+    hidden: Sequence[int] = (64, 64),
+    seed: Optional[int] = None,
+    **kwargs: Any,
 ) -> MIPenalty:
     r"""Németh (2020)'s one-observation penalty :math:`I_r(x_{ik}; v_{il})`, :math:`l \ne k`.
 
@@ -340,5 +375,7 @@ def set_penalty(
     :param kwargs: passed to :class:`MIPenalty`.
     """
     with _seeded(seed):
-        critic = SetCritic(x_dim, v_dim, tuple(hidden), feature_dim=feature_dim, normalise=normalise)
+        critic = SetCritic(
+            x_dim, v_dim, tuple(hidden), feature_dim=feature_dim, normalise=normalise
+        )
     return MIPenalty(critic, seed=seed, **{"name": "set", **kwargs})
