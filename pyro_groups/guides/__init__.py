@@ -2,17 +2,22 @@
 from pyro_groups.guides.aggregators import average_of_normals, product_of_normals
 from pyro_groups.guides.encoders import DeepSetsGroupEncoder, InstanceEncoder, PerObservationGroupEncoder
 from pyro_groups.guides.group_guide import PRESETS, GroupGuide, make_guide, preset_guide
+from pyro_groups.guides.iid_guide import IIDGuide
 from pyro_groups.guides.mixture import UniformMixtureOfNormals
+from pyro_groups.guides.paired import PairedGuide, pair_guide
 
 __all__ = [
     "PRESETS",
     "DeepSetsGroupEncoder",
     "GroupGuide",
+    "IIDGuide",
+    "PairedGuide",
     "InstanceEncoder",
     "PerObservationGroupEncoder",
     "UniformMixtureOfNormals",
     "average_of_normals",
     "make_guide",
+    "pair_guide",
     "preset_guide",
     "product_of_normals",
 ]
