@@ -104,14 +104,15 @@ def reconstruction_grid(
     h, w = orig.shape[1:3]
     plt = _pyplot()
     zoom = max(1.0, w / 32), max(1.0, h / 32)
-    fig, ax = plt.subplots(figsize=(0.5 + 0.45 * cols * zoom[0], 0.6 + 0.45 * len(tiles) * zoom[1]))
+    width = max(4.5, 1.2 + 0.45 * cols * zoom[0])
+    fig, ax = plt.subplots(figsize=(width, 0.6 + 0.45 * len(tiles) * zoom[1]))
     _imshow(ax, mosaic(tiles))
     ax.set_xticks([])
     row_names = [names[r % len(sets)] for r in range(len(tiles))]
     ax.set_yticks(_centres(len(tiles), h), row_names, fontsize="small")
-    ax.set_title(title)
+    ax.set_title(title, fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return str(path)
 
@@ -167,15 +168,17 @@ def latent_traversal_figure(
     h, w = arr.shape[2:4]
     plt = _pyplot()
     zoom = max(1.0, w / 32), max(1.0, h / 32)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * cols * zoom[0], 0.7 + 0.5 * rows * zoom[1]))
+    width = max(4.5, 1.0 + 0.5 * cols * zoom[0])
+    fig, ax = plt.subplots(figsize=(width, 0.7 + 0.5 * rows * zoom[1]))
     _imshow(ax, mosaic(arr))
     ax.set_yticks(_centres(rows, h), labels, fontsize="small")
     if values is not None:
-        ax.set_xticks(_centres(cols, w), [f"{float(v):+.1f}" for v in values], fontsize="small")
+        ticks = [f"{float(v) + 0.0:+.1f}" for v in values]  # + 0.0 turns -0.0 into 0.0
+        ax.set_xticks(_centres(cols, w), ticks, fontsize="small")
     else:
         ax.set_xticks([])
-    ax.set_title(title)
+    ax.set_title(title, fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return str(path)
