@@ -2,8 +2,9 @@
 
 Each row is a guide (group encoder x instance encoder) with an optional mutual-information penalty
 (none, Németh's one-observation one or CxVAE's set-based one) trained on the same data with the
-known decoder, over several seeds; every epoch the four hold-out errors are recorded. A row's number is
-the mean over the last epochs (the paper: epochs 44-64 of 64), then mean / std over seeds.
+known decoder, over several seeds; every epoch the four hold-out errors are recorded. A row's
+number is the mean over the last epochs (the paper: epochs 44-64 of 64), then mean / std over
+seeds.
 """
 from __future__ import annotations
 
