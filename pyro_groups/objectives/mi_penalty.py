@@ -29,8 +29,9 @@ a sum over the data set's :math:`N` groups (Pyro scales the batch's :math:`G` gr
 ``weight`` the price of one nat of mutual information *per group*, in the units of a group's ELBO.
 
 Groups with a single valid observation have no partner (no :math:`\mathbf{x}_{-k}`): they are left
-out of both expectations, with one warning per penalty instance. A batch with fewer than two such
-groups has no marginal pair: the penalty is ``0`` and the critic step is skipped (one warning).
+out of both expectations, with one warning per penalty instance. A batch with fewer than two
+groups of two or more observations has no marginal pair: the penalty is ``0`` and the critic step
+is skipped (one warning).
 Padded slots never enter a pair.
 
 Use with ``fit(..., penalties=[pen])``, or in a plain ``pyro.infer.SVI`` loop with
