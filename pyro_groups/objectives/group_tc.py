@@ -43,6 +43,11 @@ Choices where the paper is vague or inconsistent:
 - The paper's grid: :math:`\beta \in \{10, 20, 30, 40, 50, 100\}`, the KL weight (called
   :math:`\lambda` there) in :math:`\{1, 8, 16, 32, 64\}`, 32 pairs per batch.
 
+A practical note (measured in ``benchmarks/group_tcvae.py``): Eq. (3) makes the members' group
+codes agree but does not reward putting the shared factors in :math:`u` rather than :math:`v`;
+when :math:`v` has room for every factor, the per-member :math:`u` may collapse to the prior
+(pair KL near 0). Give :math:`v` no more dimensions than the non-shared factors need.
+
 In a plain SVI loop (``PenalizedLoss`` adds the penalty to any ELBO):
 
 .. code-block:: python
