@@ -166,6 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.image_size, args.features, args.eval, args.disc_hidden = 16, 32, 256, [16]
         args.threads, args.workers = 1, 1
 
+    torch.set_num_threads(args.threads)  # every run uses this many (the JSON's "threads")
     t0 = time.perf_counter()
     tasks = [(kind, seed, args) for seed in range(args.seeds) for kind in args.rows]
     if args.workers > 1 and len(tasks) > 1:
