@@ -12,6 +12,7 @@ from pyro_groups.data.factors import (
     poisson_sizes,
     random_groups,
 )
+from pyro_groups.data.pairs import pair_indices, pairs_from_factors, sample_pairs
 from pyro_groups.data.loaders import DataFileError, load_dsprites, load_mnist, load_shapes3d
 from pyro_groups.data.shapes3d import Shapes3D
 from pyro_groups.data.sprites import Sprites
@@ -35,6 +36,9 @@ __all__ = [
     "load_mnist",
     "load_shapes3d",
     "pad_groups",
+    "pair_indices",
+    "pairs_from_factors",
+    "sample_pairs",
     "pairs_sharing",
     "poisson_sizes",
     "random_groups",
