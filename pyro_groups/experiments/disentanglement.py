@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,7 +22,6 @@ from typing import Any
 import numpy as np
 import pyro
 import torch
-from tqdm.auto import tqdm
 
 from pyro_groups.data.batch import GroupBatch
 from pyro_groups.data.factors import group_by_factors, random_groups
@@ -31,7 +29,7 @@ from pyro_groups.data.sprites import Sprites
 from pyro_groups.evaluation import disentanglement as dm
 from pyro_groups.evaluation.codes import encode
 from pyro_groups.evaluation.disentanglement.utils import mutual_info_and_entropy
-from pyro_groups.experiments.environment import environment, summarize
+from pyro_groups.experiments.environment import environment, run_jobs, summarize
 from pyro_groups.guides.group_guide import make_guide
 from pyro_groups.guides.iid_guide import IIDGuide
 from pyro_groups.models.group_vae import GroupVAE
@@ -354,18 +352,7 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
         raise ValueError(f"unknown models {unknown}; choose from {sorted(cfg.grid)}")
     jobs = [(m, v, s, cfg) for s in range(cfg.seeds) for m in cfg.models for v in cfg.grid[m][1]]
     start = time.perf_counter()
-    runs: list[dict[str, Any]] = []
-    bar = tqdm(total=len(jobs), disable=not progress, desc="disentanglement", unit="run")
-    if cfg.workers > 1 and len(jobs) > 1:
-        with mp.get_context("spawn").Pool(cfg.workers) as pool:
-            for r in pool.imap_unordered(_run_job, jobs):
-                runs.append(r)
-                bar.update()
-    else:
-        for job in jobs:
-            runs.append(_run_job(job))
-            bar.update()
-    bar.close()
+    runs = run_jobs(_run_job, jobs, workers=cfg.workers, progress=progress, desc="disentanglement")
     order = {(m, v, s): i for i, (m, v, s, _) in enumerate(jobs)}
     runs.sort(key=lambda r: order[(r["model"], r["value"], r["seed"])])
     examples = {r["model"]: r.pop("examples") for r in runs if "examples" in r}

@@ -9,7 +9,6 @@ seeds.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,12 +17,11 @@ from typing import Any, Callable, Optional
 import numpy as np
 import pyro
 import torch
-from tqdm.auto import tqdm
 
 from pyro_groups.data.exam_scores import exam_scores, exam_scores_mean
-from pyro_groups.evaluation.codes import encode, translate
+from pyro_groups.evaluation.codes import translate
 from pyro_groups.evaluation.exam_scores import exam_scores_errors
-from pyro_groups.experiments.environment import environment, summarize
+from pyro_groups.experiments.environment import environment, run_jobs, summarize
 from pyro_groups.guides.group_guide import make_guide
 from pyro_groups.models.decoders import ExamScoresDecoder
 from pyro_groups.models.group_vae import GroupVAE
@@ -279,18 +277,7 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
     if unknown:
         raise ValueError(f"unknown rows {unknown}; choose from {sorted(ROWS)}")
     jobs = [(name, seed, cfg) for seed in range(cfg.seeds) for name in cfg.rows]
-    bar = tqdm(total=len(jobs), disable=not progress, desc="exam-scores", unit="run")
-    runs: list[dict[str, Any]] = []
-    if cfg.workers > 1 and len(jobs) > 1:
-        with mp.get_context("spawn").Pool(cfg.workers) as pool:
-            for r in pool.imap_unordered(_run_job, jobs):
-                runs.append(r)
-                bar.update()
-    else:
-        for job in jobs:
-            runs.append(_run_job(job))
-            bar.update()
-    bar.close()
+    runs = run_jobs(_run_job, jobs, workers=cfg.workers, progress=progress, desc="exam-scores")
     rows = summarize_runs(runs, cfg)
     result = {
         "benchmark": "exam_scores",

@@ -40,6 +40,20 @@ def group_plates(mask: torch.Tensor, num_groups: Optional[int]) -> tuple[pyro.pl
     return groups, pyro.plate("instances", k, dim=-1)
 
 
+def prepare_inputs(
+    x: Optional[torch.Tensor], mask: torch.Tensor, num_groups: Optional[int]
+) -> tuple[Optional[torch.Tensor], pyro.plate, pyro.plate, torch.Tensor]:
+    """What every model's ``forward`` does first: check the inputs (values only under Pyro's
+    validation), zero the padded slots, build the plates, and pick a reference tensor for the
+    priors' dtype and device. Returns ``(x, groups, instances, ref)``."""
+    check_group_inputs(x, mask, values=is_validation_enabled())
+    if x is not None:
+        x = zero_padding(x, mask)
+    groups, instances = group_plates(mask, num_groups)
+    ref = mask.new_zeros((), dtype=torch.get_default_dtype()) if x is None else x
+    return x, groups, instances, ref
+
+
 class GroupVAE(PyroModule):
     """Group VAE model ``p(u) prod_k p(v_k) p(x_k | u, v_k)`` with masked ragged groups.
 
@@ -77,11 +91,7 @@ class GroupVAE(PyroModule):
         :param num_groups: size ``N`` of the data set this batch of groups was drawn from.
         :returns: the observations (``x`` itself when given).
         """
-        check_group_inputs(x, mask, values=is_validation_enabled())
-        if x is not None:
-            x = zero_padding(x, mask)
-        groups, instances = group_plates(mask, num_groups)
-        ref = mask.new_zeros((), dtype=torch.get_default_dtype()) if x is None else x
+        x, groups, instances, ref = prepare_inputs(x, mask, num_groups)
         with groups:
             u = pyro.sample("u", self.prior(self.u_dim, ref))
             with instances, poutine.mask(mask=mask):

@@ -22,14 +22,12 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.infer.util import is_validation_enabled
 from pyro.nn import PyroModule
 from pyro.nn.module import to_pyro_module_
 from torch import nn
 
 from pyro_groups._naming import unique_name
-from pyro_groups.data.batch import check_group_inputs, zero_padding
-from pyro_groups.models.group_vae import group_plates
+from pyro_groups.models.group_vae import prepare_inputs
 
 
 def empty_group_code(z: torch.Tensor) -> torch.Tensor:
@@ -86,11 +84,7 @@ class IIDVAE(PyroModule):
         :param num_groups: size ``N`` of the data set this batch of groups was drawn from.
         :returns: the observations (``x`` itself when given).
         """
-        check_group_inputs(x, mask, values=is_validation_enabled())
-        if x is not None:
-            x = zero_padding(x, mask)
-        groups, instances = group_plates(mask, num_groups)
-        ref = mask.new_zeros((), dtype=torch.get_default_dtype()) if x is None else x
+        x, groups, instances, ref = prepare_inputs(x, mask, num_groups)
         with groups, instances, poutine.mask(mask=mask):
             z = pyro.sample("z", self.prior(ref))
             return pyro.sample("x", self.likelihood(z), obs=x)

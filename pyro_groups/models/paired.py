@@ -28,12 +28,10 @@ from typing import Optional
 import pyro
 import torch
 from pyro import poutine
-from pyro.infer.util import is_validation_enabled
 from torch import nn
 
 from pyro_groups._naming import unique_name
-from pyro_groups.data.batch import check_group_inputs, zero_padding
-from pyro_groups.models.group_vae import GroupVAE, group_plates
+from pyro_groups.models.group_vae import GroupVAE, prepare_inputs
 
 __all__ = ["PairedVAE", "pair_model"]
 
@@ -68,11 +66,7 @@ class PairedVAE(GroupVAE):
         :param num_groups: size ``N`` of the data set this batch of groups was drawn from.
         :returns: the observations (``x`` itself when given).
         """
-        check_group_inputs(x, mask, values=is_validation_enabled())
-        if x is not None:
-            x = zero_padding(x, mask)
-        groups, instances = group_plates(mask, num_groups)
-        ref = mask.new_zeros((), dtype=torch.get_default_dtype()) if x is None else x
+        x, groups, instances, ref = prepare_inputs(x, mask, num_groups)
         with groups, instances, poutine.mask(mask=mask):
             u = pyro.sample("u", self.prior(self.u_dim, ref))
             v = pyro.sample("v", self.prior(self.v_dim, ref))
