@@ -3,6 +3,7 @@
 Pure estimator functions (``estimators``, ``tc``, ``beta_tcvae.log_qz_mws``, ``dip_vae.dip_covariance``)
 are kept apart from the modules that own parameters and optimisers.
 """
+from pyro_groups.objectives.adversary import AdversarialPenalty, Penalty, detached_call
 from pyro_groups.objectives.annealed_vae import AnnealedVAELoss, linear_capacity
 from pyro_groups.objectives.beta_tcvae import BetaTCVAELoss, log_qz_mws, total_correlation_mws
 from pyro_groups.objectives.beta_vae import BetaVAELoss
@@ -16,6 +17,7 @@ from pyro_groups.objectives.penalized import PenalizedLoss
 from pyro_groups.objectives.tc import TCDiscriminator, discriminator_loss, permute_dims, tc_blocks, tc_estimate
 
 __all__ = [
+    "AdversarialPenalty",
     "AnnealedVAELoss",
     "BetaTCVAELoss",
     "BetaVAELoss",
@@ -27,8 +29,10 @@ __all__ = [
     "PairCritic",
     "PairKLPenalty",
     "PenalizedLoss",
+    "Penalty",
     "SetCritic",
     "TCDiscriminator",
+    "detached_call",
     "dip_covariance",
     "dip_penalty",
     "discriminator_loss",

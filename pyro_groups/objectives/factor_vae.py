@@ -29,21 +29,21 @@ Reference: Kim and Mnih 2018, "Disentangling by factorising", ICML.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from pyro import poutine
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from pyro_groups.data.batch import GroupBatch
+from pyro_groups.objectives.adversary import AdversarialPenalty, detached_call
 from pyro_groups.objectives.elbo_terms import observation_scale, posterior_codes
 from pyro_groups.objectives.tc import TCDiscriminator, discriminator_loss, permute_dims, tc_estimate
 
 __all__ = ["FactorVAEPenalty"]
 
 
-class FactorVAEPenalty(nn.Module):
+class FactorVAEPenalty(AdversarialPenalty):
     """Penalty module ``pen(model, guide, batch, num_groups=N) -> gamma * N * TC`` with a
     ``critic_step`` that trains its discriminator (``fit(..., penalties=[pen])``; in a plain SVI
     loop use :class:`~pyro_groups.objectives.penalized.PenalizedLoss`).
@@ -69,7 +69,7 @@ class FactorVAEPenalty(nn.Module):
         super().__init__()
         self.z_dim, self.gamma, self.sites = int(z_dim), float(gamma), tuple(sites)
         self.discriminator = TCDiscriminator(self.z_dim, tuple(hidden), partial(nn.LeakyReLU, 0.2))
-        self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas)
+        self.own_optimizer(self.discriminator, lr, betas)
         self.blocks = [[d] for d in range(self.z_dim)]
 
     def extra_repr(self) -> str:
@@ -93,15 +93,12 @@ class FactorVAEPenalty(nn.Module):
             z = self.codes(guide, batch, num_groups)
             z_perm = permute_dims(z, self.blocks)
         loss = discriminator_loss(self.discriminator(z), self.discriminator(z_perm))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.update(loss)
         return {"discriminator_loss": float(loss.detach())}
 
     def tc(self, z: Tensor) -> Tensor:
         """The TC estimate on codes ``z`` ``[M, z_dim]``, differentiable in ``z`` only."""
-        params = {k: v.detach() for k, v in self.discriminator.named_parameters()}
-        return tc_estimate(functional_call(self.discriminator, params, (z,)))
+        return tc_estimate(detached_call(self.discriminator, None, z))
 
     def forward(
         self,
@@ -114,9 +111,3 @@ class FactorVAEPenalty(nn.Module):
         z = self.codes(guide, batch, num_groups)
         n_obs = observation_scale(batch.mask, num_groups).to(z)
         return self.gamma * n_obs * self.tc(z)
-
-    def get_extra_state(self) -> Any:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def set_extra_state(self, state: Any) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])

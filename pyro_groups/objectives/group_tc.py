@@ -70,9 +70,10 @@ from typing import Callable, Optional, Sequence
 import torch
 from pyro import poutine
 from pyro.poutine import Trace
-from torch import Tensor, nn
+from torch import Tensor
 
 from pyro_groups.data.batch import GroupBatch
+from pyro_groups.objectives.adversary import Penalty
 from pyro_groups.objectives.elbo_terms import _normal_params, observation_scale, posterior_codes
 from pyro_groups.objectives.factor_vae import FactorVAEPenalty
 from pyro_groups.objectives.tc import tc_blocks
@@ -135,7 +136,7 @@ def _pair_scale(mask: Tensor, num_groups: Optional[int]) -> float:
     return (g if num_groups is None else int(num_groups)) / g
 
 
-class PairKLPenalty(nn.Module):
+class PairKLPenalty(Penalty):
     r"""Penalty module ``pen(model, guide, batch, num_groups=N)`` :math:`= \gamma \frac{N}{G}
     \sum_g \mathrm{KL}_{\mathrm{pair}, g}` (:func:`pair_kl` of the guide's site ``site``).
 

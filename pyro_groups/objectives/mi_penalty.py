@@ -54,9 +54,9 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import torch
 from pyro import poutine
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from pyro_groups.data.batch import GroupBatch
+from pyro_groups.objectives.adversary import AdversarialPenalty, detached_call
 from pyro_groups.objectives.critics import (
     CriticScores,
     PairCritic,
@@ -75,18 +75,6 @@ from pyro_groups.objectives.estimators import (
 __all__ = ["ESTIMATORS", "MIPenalty", "nemeth_penalty", "set_penalty"]
 
 ESTIMATORS = ("mine", "dv", "nwj", "infonce")
-
-
-class _Bound(nn.Module):
-    """Runs ``fn(critic, *args)``; lets :func:`torch.func.functional_call` swap the critic's
-    parameters for detached copies whatever critic method ``fn`` calls."""
-
-    def __init__(self, critic: nn.Module, fn: Callable[..., Any]) -> None:
-        super().__init__()
-        self.critic, self.fn = critic, fn
-
-    def forward(self, *args: Any) -> Any:
-        return self.fn(self.critic, *args)
 
 
 def _group_scores(
@@ -125,7 +113,7 @@ def _generator_seed(seed: Optional[int]) -> int:
     return int(torch.randint(0, 2**62, (1,)))
 
 
-class MIPenalty(nn.Module):
+class MIPenalty(AdversarialPenalty):
     r"""Adversarial mutual-information penalty ``pen(model, guide, batch, num_groups=N)``.
 
     :param critic: a critic with ``group_scores(x, mask, v, generator) -> CriticScores``
@@ -169,7 +157,7 @@ class MIPenalty(nn.Module):
         self.critic = critic
         self.estimator, self.weight, self.critic_steps = estimator, float(weight), int(critic_steps)
         self.ema_decay, self.site, self.name = float(ema_decay), site, name
-        self.optimizer = torch.optim.Adam(critic.parameters(), lr=critic_lr, betas=critic_betas)
+        self.own_optimizer(critic, critic_lr, critic_betas)
         self.register_buffer("ema_state", mine_ema_init())
         self.generator = torch.Generator().manual_seed(_generator_seed(seed))
         self._warned: set[str] = set()
@@ -228,8 +216,7 @@ class MIPenalty(nn.Module):
         gen = self._gen(mask.device)
         if not detach_critic:
             return fn(self.critic, x, mask, v, gen)
-        params = {f"critic.{k}": p.detach() for k, p in self.critic.named_parameters()}
-        return functional_call(_Bound(self.critic, fn), params, (x, mask, v, gen))
+        return detached_call(self.critic, fn, x, mask, v, gen)
 
     def bound(self, x: Tensor, mask: Tensor, v: Tensor, *, detach_critic: bool = True) -> Tensor:
         """The estimator's value on codes ``v`` (no moving-average update, no warnings).
@@ -282,10 +269,7 @@ class MIPenalty(nn.Module):
         value = torch.zeros(())
         for _ in range(self.critic_steps):
             value, objective = self._critic_objective(x, mask, v)
-            self.optimizer.zero_grad(set_to_none=True)
-            (-objective).backward()
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+            self.update(-objective)
         return {f"{self.name}_bound": float(value.detach())}
 
     def forward(
@@ -309,10 +293,10 @@ class MIPenalty(nn.Module):
 
     def get_extra_state(self) -> Any:
         generator = {"device": str(self.generator.device), "state": self.generator.get_state()}
-        return {"optimizer": self.optimizer.state_dict(), "generator": generator}
+        return {**super().get_extra_state(), "generator": generator}
 
     def set_extra_state(self, state: Any) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        super().set_extra_state(state)
         device = torch.device(state["generator"]["device"])
         gen_state = state["generator"]["state"]
         if device.type == "cuda" and not torch.cuda.is_available():

@@ -1,0 +1,103 @@
+r"""The penalty protocol and the base of the adversarial penalties (MI critics, TC discriminators).
+
+A *penalty* is a module called as ``pen(model, guide, batch, num_groups=N)`` that returns a scalar
+added to the minimised loss (``fit(..., penalties=[pen])``, or
+:class:`~pyro_groups.objectives.penalized.PenalizedLoss` in a plain SVI loop). An *adversarial*
+penalty also owns a network (a critic or a discriminator) that plays against the VAE:
+
+.. math::
+    \min_{\theta, \phi}\; -\mathrm{ELBO}(\theta, \phi) + \lambda\, \hat I_\psi(\phi), \qquad
+    \psi \leftarrow \arg\max_\psi \hat I_\psi(\phi),
+
+with :math:`\psi` updated by :meth:`AdversarialPenalty.critic_step` on the penalty's *own*
+optimiser, before the VAE step, on codes drawn without gradients; in the VAE step
+(``forward``) the network is applied with *detached* parameters (:func:`detached_call`), so the
+VAE's optimiser neither holds nor moves :math:`\psi`. The optimiser's state travels in the
+module's ``state_dict`` (``get_extra_state``), so ``fit``'s checkpoints resume the game exactly.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Optional
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from pyro_groups.data.batch import GroupBatch
+
+__all__ = ["AdversarialPenalty", "Penalty", "detached_call"]
+
+
+class Penalty(nn.Module):
+    """Base of penalty modules: ``forward(model, guide, batch, *, num_groups=None) -> Tensor``
+    (a scalar on the ELBO's data-set scale) and ``critic_step`` (nothing to train by default)."""
+
+    def critic_step(
+        self,
+        model: Callable,
+        guide: Callable,
+        batch: GroupBatch,
+        *,
+        num_groups: Optional[int] = None,
+    ) -> dict[str, float]:
+        """Train whatever the penalty owns on ``batch``; returns records for the history."""
+        return {}
+
+    def forward(
+        self,
+        model: Callable,
+        guide: Callable,
+        batch: GroupBatch,
+        *,
+        num_groups: Optional[int] = None,
+    ) -> Tensor:
+        raise NotImplementedError
+
+
+class AdversarialPenalty(Penalty):
+    """A penalty whose adversary network is trained by its own Adam optimiser.
+
+    Subclasses build their network, then call :meth:`own_optimizer` with it; :meth:`update`
+    takes one optimiser step that *minimises* the given loss (pass minus a bound to maximise it).
+    """
+
+    optimizer: torch.optim.Optimizer
+
+    def own_optimizer(
+        self, network: nn.Module, lr: float, betas: tuple[float, float] = (0.9, 0.999)
+    ) -> None:
+        """Give ``network``'s parameters their own Adam optimiser (saved with the module)."""
+        self.optimizer = torch.optim.Adam(network.parameters(), lr=lr, betas=betas)
+
+    def update(self, loss: Tensor) -> None:
+        """One optimiser step of the adversary on ``loss``; leaves no gradients behind."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def get_extra_state(self) -> Any:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def set_extra_state(self, state: Any) -> None:
+        # A copy: Adam keeps the loaded moment tensors as they are, so loading another live
+        # module's state would make the two optimisers share (and double-update) them.
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+
+
+class _Apply(nn.Module):
+    def __init__(self, network: nn.Module, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self.network, self.fn = network, fn
+
+    def forward(self, *args: Any) -> Any:
+        return self.fn(self.network, *args)
+
+
+def detached_call(network: nn.Module, fn: Optional[Callable[..., Any]], *args: Any) -> Any:
+    """``fn(network, *args)`` (``network(*args)`` for ``fn=None``) with the network's parameters
+    detached: gradients reach the inputs, never the network, whatever method ``fn`` calls."""
+    params = {f"network.{k}": p.detach() for k, p in network.named_parameters()}
+    fn = fn if fn is not None else (lambda net, *a: net(*a))
+    return functional_call(_Apply(network, fn), params, args)
