@@ -35,11 +35,15 @@ def _exam_scores(args: argparse.Namespace) -> int:
         cfg = replace(cfg, last=cfg.epochs)
     print(
         f"Exam-Scores: {cfg.groups} groups ({cfg.holdout} held out), {cfg.epochs} epochs, "
-        f"{cfg.seeds} seed(s), rows {', '.join(cfg.rows)}, device {cfg.device}, {cfg.workers} worker(s)"
+        f"{cfg.seeds} seed(s), rows {', '.join(cfg.rows)}, device {cfg.device}, "
+        f"{cfg.workers} worker(s)"
     )
     result = ex.run(cfg, args.out, progress=not args.no_progress)
     print(ex.format_table(result["results"]))
-    print(f"(mean over the last {cfg.last} epochs, then mean ± std over seeds; paper numbers are on its own scale)")
+    print(
+        f"(mean over the last {cfg.last} epochs, then mean ± std over seeds; "
+        "paper numbers are on its own scale)"
+    )
     for f in result["findings"]:
         print(f"{'reproduced' if f['reproduced'] else 'NOT reproduced'}: {f['claim']}")
     print(f"wrote {os.path.join(args.out, 'results.json')}, translation.png, errors_by_epoch.png")

@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("bench_disentanglement", ROOT / "benchmarks" / "disentanglement.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_disentanglement", ROOT / "benchmarks" / "disentanglement.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -40,7 +42,12 @@ def test_smoke_run_writes_json_and_figures(tmp_path, monkeypatch, capsys):
     assert out["rank_correlation"]["metrics"] == list(METRICS) and len(rho) == len(METRICS)
     assert all(rho[i][i] == 1.0 for i in range(len(METRICS)))
     assert set(out["variance"]) == set(METRICS)
-    for name in ["rank_correlation.png", "scores_by_seed.png", "reconstructions.png", "traversal_beta_vae.png"]:
+    for name in [
+        "rank_correlation.png",
+        "scores_by_seed.png",
+        "reconstructions.png",
+        "traversal_beta_vae.png",
+    ]:
         assert name in out["figures"]
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert "beta_vae" in capsys.readouterr().out

@@ -32,12 +32,16 @@ def test_latent_traversals_decode_one_dimension_at_a_time(tmp_path):
     x = Sprites(16).images([[0, 5, 0, 10, 10]])
     code = guide.posterior(x[None]).mean[0, 0]
     values = torch.linspace(-2, 2, 5)
-    images = latent_traversals(lambda z: model.decode(z[:, None, :])[:, 0], code, values, dims=[0, 2])
+    images = latent_traversals(
+        lambda z: model.decode(z[:, None, :])[:, 0], code, values, dims=[0, 2]
+    )
     assert images.shape == (2, 5, 1, 16, 16)
     z = code.clone()
     z[2] = values[1]
     assert_close(images[1, 1], model.decode(z[None, None])[0, 0])
-    path = latent_traversal_figure(images, tmp_path / "trav.png", values=values.tolist(), row_labels=["z0", "z2"])
+    path = latent_traversal_figure(
+        images, tmp_path / "trav.png", values=values.tolist(), row_labels=["z0", "z2"]
+    )
     assert (tmp_path / "trav.png").read_bytes()[:4] == PNG and path.endswith("trav.png")
     with pytest.raises(ValueError, match="row labels"):
         latent_traversal_figure(images, tmp_path / "bad.png", row_labels=["a"])

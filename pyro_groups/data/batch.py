@@ -11,7 +11,9 @@ class GroupDataError(ValueError):
     """Raised for malformed grouped data: shapes, NaNs, empty groups, mask mismatches."""
 
 
-def check_group_inputs(x: Optional[torch.Tensor], mask: torch.Tensor, *, values: bool = True) -> None:
+def check_group_inputs(
+    x: Optional[torch.Tensor], mask: torch.Tensor, *, values: bool = True
+) -> None:
     """Check a padded batch ``x`` ``[G, K, *event]`` with boolean ``mask`` ``[G, K]``.
 
     Shape and dtype checks are always made. With ``values=True`` the checks that read the data
@@ -20,7 +22,9 @@ def check_group_inputs(x: Optional[torch.Tensor], mask: torch.Tensor, *, values:
     :raises GroupDataError: naming the problem.
     """
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise GroupDataError(f"mask must be a bool tensor [G, K], got {getattr(mask, 'dtype', type(mask))}")
+        raise GroupDataError(
+            f"mask must be a bool tensor [G, K], got {getattr(mask, 'dtype', type(mask))}"
+        )
     if mask.dim() != 2:
         raise GroupDataError(f"mask must have shape [G, K], got {tuple(mask.shape)}")
     if mask.shape[0] == 0 or mask.shape[1] == 0:
@@ -37,11 +41,15 @@ def check_group_inputs(x: Optional[torch.Tensor], mask: torch.Tensor, *, values:
         empty = ~mask.any(-1)
         if bool(empty.any()):
             idx = empty.nonzero().flatten()[:5].tolist()
-            raise GroupDataError(f"{int(empty.sum())} empty group(s) (no valid observation), e.g. {idx}")
+            raise GroupDataError(
+                f"{int(empty.sum())} empty group(s) (no valid observation), e.g. {idx}"
+            )
         if x is not None and x.is_floating_point():
             bad = ~torch.isfinite(x[mask])
             if bool(bad.any()):
-                raise GroupDataError(f"x has {int(bad.sum())} non-finite (NaN/inf) observed value(s)")
+                raise GroupDataError(
+                    f"x has {int(bad.sum())} non-finite (NaN/inf) observed value(s)"
+                )
 
 
 def zero_padding(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

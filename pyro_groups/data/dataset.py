@@ -17,7 +17,9 @@ def pad_groups(groups: Sequence[torch.Tensor | np.ndarray]) -> tuple[torch.Tenso
     event = tensors[0].shape[1:]
     for i, t in enumerate(tensors):
         if t.dim() < 1 or t.shape[1:] != event:
-            raise GroupDataError(f"group {i} has shape {tuple(t.shape)}; expected [K_i, *{tuple(event)}]")
+            raise GroupDataError(
+                f"group {i} has shape {tuple(t.shape)}; expected [K_i, *{tuple(event)}]"
+            )
         if t.shape[0] == 0:
             raise GroupDataError(f"group {i} is empty")
     k_max = max(t.shape[0] for t in tensors)
@@ -51,7 +53,9 @@ class GroupedData:
         if u_true is not None and u_true.shape[0] != n:
             raise GroupDataError(f"u_true has {u_true.shape[0]} groups, x has {n}")
         if v_true is not None and v_true.shape[:2] != mask.shape:
-            raise GroupDataError(f"v_true shape {tuple(v_true.shape)} does not match mask {tuple(mask.shape)}")
+            raise GroupDataError(
+                f"v_true shape {tuple(v_true.shape)} does not match mask {tuple(mask.shape)}"
+            )
         x = zero_padding(x, mask)
         self.x, self.mask, self.u_true, self.v_true = x, mask, u_true, v_true
 
@@ -133,7 +137,9 @@ class GroupedData:
         n = len(self)
         n_out = int(round(holdout * n)) if isinstance(holdout, float) else int(holdout)
         if not 0 < n_out < n:
-            raise ValueError(f"holdout must leave both parts non-empty; got {holdout} of {n} groups")
+            raise ValueError(
+                f"holdout must leave both parts non-empty; got {holdout} of {n} groups"
+            )
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         return self.subset(perm[n_out:]), self.subset(perm[:n_out])
 

@@ -1,4 +1,5 @@
-r"""The synthetic Exam-Scores data set of the CxVAE paper ("Disentangling Emergent Groups", Sec. 3.1).
+r"""The synthetic Exam-Scores data set of the CxVAE paper
+("Disentangling Emergent Groups", Sec. 3.1).
 
 Students' scores grouped by school. For school :math:`i` with :math:`K_i` students,
 
@@ -20,7 +21,8 @@ from pyro_groups.data.dataset import GroupedData
 
 
 def exam_scores_mean(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """The noise-free score ``2 mu + (sigma^2 + 1) v`` for ``u`` ``[..., 2]`` and ``v`` ``[..., 1]``."""
+    """The noise-free score ``2 mu + (sigma^2 + 1) v`` for ``u`` ``[..., 2]`` and
+    ``v`` ``[..., 1]``."""
     mu, sigma = u[..., :1], u[..., 1:2]
     return 2.0 * mu + (sigma**2 + 1.0) * v
 
@@ -46,7 +48,9 @@ def exam_scores(
     if num_groups < 1:
         raise ValueError(f"num_groups must be positive, got {num_groups}")
     g = torch.Generator().manual_seed(seed)
-    sizes = torch.poisson(torch.full((num_groups,), float(mean_size)), generator=g).long() + min_size
+    sizes = (
+        torch.poisson(torch.full((num_groups,), float(mean_size)), generator=g).long() + min_size
+    )
     k_max = int(sizes.max())
     mask = torch.arange(k_max) < sizes.unsqueeze(-1)
     u = torch.randn(num_groups, 2, generator=g)

@@ -1,7 +1,12 @@
 """Evaluation: codes, reconstruction and translation; metrics; posterior predictive checks."""
 from pyro_groups.evaluation.codes import decode, encode, interpolate, reconstruct, swap, translate
 from pyro_groups.evaluation.exam_scores import exam_scores_errors, prediction_error
-from pyro_groups.evaluation.ppc import plot_ppc, posterior_predictive, ppc_summary, to_inference_data
+from pyro_groups.evaluation.ppc import (
+    plot_ppc,
+    posterior_predictive,
+    ppc_summary,
+    to_inference_data,
+)
 
 __all__ = [
     "decode",

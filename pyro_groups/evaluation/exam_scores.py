@@ -79,25 +79,35 @@ def exam_scores_errors(
     v-regressor uses at most ``max_instances`` observations (seeded subsample).
     """
     if holdout.u_true is None or holdout.v_true is None:
-        raise ValueError("exam_scores_errors needs hold-out data with ground truth u_true and v_true")
+        raise ValueError(
+            "exam_scores_errors needs hold-out data with ground truth u_true and v_true"
+        )
     dev = next(iter(guide.parameters())).device
     batch = holdout[torch.arange(len(holdout))].to(dev)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         out = {
-            "rec_err": _masked_mse(reconstruct(model, guide, batch, sample=True), batch.x, batch.mask),
-            "rec_err_mean": _masked_mse(reconstruct(model, guide, batch, sample=False), batch.x, batch.mask),
+            "rec_err": _masked_mse(
+                reconstruct(model, guide, batch, sample=True), batch.x, batch.mask
+            ),
+            "rec_err_mean": _masked_mse(
+                reconstruct(model, guide, batch, sample=False), batch.x, batch.mask
+            ),
         }
         perm = torch.randperm(batch.num_groups, generator=gen).to(dev)
         target = holdout[perm.cpu()].to(dev)
         truth = exam_scores_mean(target.u_true.unsqueeze(-2), batch.v_true)
         for name, sample in (("trans_err", True), ("trans_err_mean", False)):
-            out[name] = _masked_mse(translate(model, guide, batch, target, sample=sample), truth, batch.mask)
+            out[name] = _masked_mse(
+                translate(model, guide, batch, target, sample=sample), truth, batch.mask
+            )
         u, v = encode(guide, batch, sample=False)
     half = batch.num_groups // 2
     if half < 2:
-        raise ValueError(f"need at least 4 hold-out groups for the prediction errors, got {batch.num_groups}")
+        raise ValueError(
+            f"need at least 4 hold-out groups for the prediction errors, got {batch.num_groups}"
+        )
     u_np, u_true = u.cpu().numpy(), batch.u_true.cpu().numpy()
     out["u_pred_err"] = prediction_error(u_np[:half], u_true[:half], u_np[half:], u_true[half:])
     u_abs = np.abs(u_true)

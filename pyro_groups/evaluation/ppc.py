@@ -37,8 +37,14 @@ def _arviz():
 def posterior_predictive(
     model: nn.Module, guide: nn.Module, batch: GroupBatch, *, num_samples: int = 100
 ) -> dict[str, torch.Tensor]:
-    """Draws of ``u`` ``[S, G, u_dim]``, ``v`` ``[S, G, K, v_dim]`` and ``x`` ``[S, G, K, *event]``."""
-    predictive = Predictive(poutine.uncondition(model), guide=guide, num_samples=num_samples, return_sites=("u", "v", "x"))
+    """Draws of ``u`` ``[S, G, u_dim]``, ``v`` ``[S, G, K, v_dim]`` and
+    ``x`` ``[S, G, K, *event]``."""
+    predictive = Predictive(
+        poutine.uncondition(model),
+        guide=guide,
+        num_samples=num_samples,
+        return_sites=("u", "v", "x"),
+    )
     draws = predictive(batch.x, batch.mask)
     return {"u": draws["u"].squeeze(-2), "v": draws["v"], "x": draws["x"]}
 
@@ -77,10 +83,13 @@ def _group_stats(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tor
 
 def ppc_summary(batch: GroupBatch, draws: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Tail probabilities ``p_T`` per group of the within-group mean and standard deviation,
-    and the fraction of groups whose ``p_T`` lies in the central 95 % (ideally about 0.95 or more)."""
+    and the fraction of groups whose ``p_T`` lies in the central 95 % (ideally about 0.95 or
+    more)."""
     mask = batch.mask.cpu()
     obs_mean, obs_std = _group_stats(batch.x.cpu(), mask)
-    rep_mean, rep_std = _group_stats(draws["x"].cpu(), mask.expand(draws["x"].shape[0], *mask.shape))
+    rep_mean, rep_std = _group_stats(
+        draws["x"].cpu(), mask.expand(draws["x"].shape[0], *mask.shape)
+    )
     p_mean = (rep_mean >= obs_mean).double().mean(0).numpy()
     p_std = (rep_std >= obs_std).double().mean(0).numpy()
 
@@ -96,8 +105,8 @@ def ppc_summary(batch: GroupBatch, draws: dict[str, torch.Tensor]) -> dict[str, 
 
 
 def plot_ppc(idata: Any, path: str | os.PathLike, *, num_pp_samples: int = 50) -> str:
-    """ArviZ's posterior predictive density plot of ``x`` (at most ``num_pp_samples`` draws), saved to
-    ``path``."""
+    """ArviZ's posterior predictive density plot of ``x`` (at most ``num_pp_samples`` draws),
+    saved to ``path``."""
     az = _arviz()
     num_pp_samples = min(num_pp_samples, int(idata.posterior_predictive.sizes["draw"]))
     from pyro_groups.plots import _pyplot

@@ -1,6 +1,10 @@
 """Guides ``q``: group aggregators, encoders, and their composition into swappable guides."""
 from pyro_groups.guides.aggregators import average_of_normals, product_of_normals
-from pyro_groups.guides.encoders import DeepSetsGroupEncoder, InstanceEncoder, PerObservationGroupEncoder
+from pyro_groups.guides.encoders import (
+    DeepSetsGroupEncoder,
+    InstanceEncoder,
+    PerObservationGroupEncoder,
+)
 from pyro_groups.guides.group_guide import PRESETS, GroupGuide, make_guide, preset_guide
 from pyro_groups.guides.iid_guide import IIDGuide
 from pyro_groups.guides.mixture import UniformMixtureOfNormals

@@ -29,7 +29,8 @@ def average_of_normals(
 def product_of_normals(
     loc: torch.Tensor, scale: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""ML-VAE (Bouchacourt et al. 2018): the normalised product of the normals, accumulating evidence.
+    r"""ML-VAE (Bouchacourt et al. 2018): the normalised product of the normals, accumulating
+    evidence.
 
     .. math:: \Sigma^{-1} = \sum_k \Sigma_k^{-1}, \qquad \Sigma^{-1}\mu = \sum_k \Sigma_k^{-1}\mu_k
     """

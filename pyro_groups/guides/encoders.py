@@ -1,4 +1,5 @@
-r"""Amortised encoders: group encoders :math:`q(u \mid x_{1:K})` and instance encoders :math:`q(v_k \mid \cdot)`.
+r"""Amortised encoders: group encoders :math:`q(u \mid x_{1:K})` and instance encoders
+:math:`q(v_k \mid \cdot)`.
 
 Group encoders return a distribution with batch shape ``[G, 1]`` and event ``[u_dim]``; instance
 encoders one with batch shape ``[G, K]`` and event ``[v_dim]``. An optional ``body`` maps one
@@ -35,7 +36,8 @@ def normal_params(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class PerObservationGroupEncoder(nn.Module):
-    r"""Encode each observation to :math:`\mathcal{N}(\mu_k, \sigma_k^2)` and aggregate over the group.
+    r"""Encode each observation to :math:`\mathcal{N}(\mu_k, \sigma_k^2)` and aggregate over the
+    group.
 
     :param aggregator: ``"average"`` (GVAE, Hosoya 2019), ``"product"`` (ML-VAE, Bouchacourt
         et al. 2018) or ``"mixture"`` (ML-VAE supplement: equally weighted mixture).
@@ -51,7 +53,9 @@ class PerObservationGroupEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if aggregator not in ("average", "product", "mixture"):
-            raise ValueError(f"aggregator must be 'average', 'product' or 'mixture', got {aggregator!r}")
+            raise ValueError(
+                f"aggregator must be 'average', 'product' or 'mixture', got {aggregator!r}"
+            )
         self.aggregator = aggregator
         self.body = body
         self.net = MLP(x_dim, hidden, 2 * u_dim)
@@ -63,7 +67,9 @@ class PerObservationGroupEncoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dist.TorchDistribution:
         loc, scale = self.observation_posteriors(x)
         if self.aggregator == "mixture":
-            return UniformMixtureOfNormals(loc.unsqueeze(-3), scale.unsqueeze(-3), mask.unsqueeze(-2))
+            return UniformMixtureOfNormals(
+                loc.unsqueeze(-3), scale.unsqueeze(-3), mask.unsqueeze(-2)
+            )
         combine = average_of_normals if self.aggregator == "average" else product_of_normals
         loc, scale = combine(loc, scale, mask)
         return dist.Normal(loc, scale).to_event(1)
@@ -98,7 +104,8 @@ class DeepSetsGroupEncoder(nn.Module):
 
 
 class InstanceEncoder(nn.Module):
-    r"""Instance encoder, unconditional :math:`q(v_k \mid x_k)` or context-conditioned :math:`q(v_k \mid x_k, u)`.
+    r"""Instance encoder, unconditional :math:`q(v_k \mid x_k)` or context-conditioned
+    :math:`q(v_k \mid x_k, u)`.
 
     With ``u_dim > 0`` the sampled group code is concatenated to each observation's features
     (CxVAE; Li & Mandt 2018), letting the encoder tell apart equal observations from different
@@ -127,6 +134,12 @@ class InstanceEncoder(nn.Module):
         if self.conditional:
             if u is None:
                 raise ValueError("a conditional instance encoder needs the group code u")
-            h = torch.cat([h.expand(*u.shape[:-2], *h.shape[-2:]), u.expand(*u.shape[:-2], h.shape[-2], u.shape[-1])], -1)
+            h = torch.cat(
+                [
+                    h.expand(*u.shape[:-2], *h.shape[-2:]),
+                    u.expand(*u.shape[:-2], h.shape[-2], u.shape[-1]),
+                ],
+                -1,
+            )
         loc, scale = normal_params(self.net(h))
         return dist.Normal(loc, scale).to_event(1)

@@ -1,6 +1,7 @@
 r"""Guides for the group VAE: a group encoder composed with an instance encoder.
 
-.. math:: q(u, \mathbf{v} \mid \mathbf{x}) = q(u \mid \mathbf{x}) \prod_{k=1}^{K} q(v_k \mid x_k [, u])
+.. math:: q(u, \mathbf{v} \mid \mathbf{x}) = q(u \mid \mathbf{x})
+    \prod_{k=1}^{K} q(v_k \mid x_k [, u])
 
 Named presets (CxVAE paper, Sec. 2 and 4): ``gvae`` = average + unconditional (Hosoya 2019),
 ``mlvae`` = product of normals + unconditional (Bouchacourt et al. 2018), ``cxvae`` = DeepSets +
@@ -20,7 +21,11 @@ from torch import nn
 
 from pyro_groups._naming import unique_name
 from pyro_groups.data.batch import check_group_inputs, zero_padding
-from pyro_groups.guides.encoders import DeepSetsGroupEncoder, InstanceEncoder, PerObservationGroupEncoder
+from pyro_groups.guides.encoders import (
+    DeepSetsGroupEncoder,
+    InstanceEncoder,
+    PerObservationGroupEncoder,
+)
 from pyro_groups.models.group_vae import group_plates
 
 PRESETS: dict[str, tuple[str, str]] = {
@@ -38,7 +43,12 @@ class GroupGuide(PyroModule):
     nested ``"instances"`` plate; the guide carries the mask, so padded slots add no KL.
     """
 
-    def __init__(self, group_encoder: nn.Module, instance_encoder: InstanceEncoder, name: Optional[str] = None):
+    def __init__(
+        self,
+        group_encoder: nn.Module,
+        instance_encoder: InstanceEncoder,
+        name: Optional[str] = None,
+    ):
         super().__init__(unique_name("guide", name))
         self.group_encoder = group_encoder
         self.instance_encoder = instance_encoder
@@ -86,7 +96,9 @@ def make_guide(
         genc: nn.Module = DeepSetsGroupEncoder(x_dim, u_dim, hidden, body=make_body())
     else:
         genc = PerObservationGroupEncoder(x_dim, u_dim, hidden, aggregator=group, body=make_body())
-    ienc = InstanceEncoder(x_dim, v_dim, u_dim if instance == "conditional" else 0, hidden, body=make_body())
+    ienc = InstanceEncoder(
+        x_dim, v_dim, u_dim if instance == "conditional" else 0, hidden, body=make_body()
+    )
     return GroupGuide(genc, ienc, name=name)
 
 

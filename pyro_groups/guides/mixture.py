@@ -1,4 +1,5 @@
-r"""The ML-VAE supplement's group posterior: an equally weighted mixture of the observations' normals."""
+r"""The ML-VAE supplement's group posterior: an equally weighted mixture of the observations'
+normals."""
 from __future__ import annotations
 
 import pyro.distributions as dist
@@ -10,7 +11,8 @@ from torch.distributions import constraints
 class UniformMixtureOfNormals(dist.TorchDistribution):
     r"""Mixture over the valid observations of a group, each weighted :math:`1/K`.
 
-    .. math:: q(u \mid \mathbf{x}) = \frac{1}{K} \sum_{k=1}^{K} \mathcal{N}(u;\, \mu_k, \operatorname{diag}\sigma_k^2)
+    .. math:: q(u \mid \mathbf{x}) = \frac{1}{K} \sum_{k=1}^{K}
+        \mathcal{N}(u;\, \mu_k, \operatorname{diag}\sigma_k^2)
 
     Sampling picks a component uniformly and reparameterises inside it; since the weights do not
     depend on parameters this gives unbiased pathwise gradients, so ``Trace_ELBO`` estimates the
@@ -25,7 +27,9 @@ class UniformMixtureOfNormals(dist.TorchDistribution):
     support = constraints.real_vector
     has_rsample = True
 
-    def __init__(self, loc: torch.Tensor, scale: torch.Tensor, mask: torch.Tensor, validate_args=None):
+    def __init__(
+        self, loc: torch.Tensor, scale: torch.Tensor, mask: torch.Tensor, validate_args=None
+    ):
         shape = broadcast_shape(loc.shape, scale.shape)
         self.loc, self.scale = loc.expand(shape), scale.expand(shape)
         self.mask = mask.expand(shape[:-1])

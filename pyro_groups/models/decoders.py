@@ -1,4 +1,5 @@
-r"""Decoders :math:`p(x_k \mid u, v_k)`: modules mapping codes to a distribution over one observation.
+r"""Decoders :math:`p(x_k \mid u, v_k)`: modules mapping codes to a distribution over one
+observation.
 
 A decoder takes ``u`` ``[..., G, 1, u_dim]`` and ``v`` ``[..., G, K, v_dim]`` and returns a
 distribution with batch shape ``[..., G, K]`` and the observation's event shape. Models take
@@ -45,7 +46,8 @@ class ExamScoresDecoder(nn.Module):
 class MLPDecoder(nn.Module):
     r"""A decoder for vector data: an MLP of the concatenated codes.
 
-    .. math:: p(x_k \mid u, v_k) = \mathcal{N}\big(f_\theta([u, v_k]),\; \operatorname{diag} s_\theta^2\big)
+    .. math:: p(x_k \mid u, v_k) = \mathcal{N}\big(f_\theta([u, v_k]),\;
+        \operatorname{diag} s_\theta^2\big)
         \quad\text{or}\quad \mathrm{Bernoulli}\big(\operatorname{sigmoid} f_\theta([u, v_k])\big)
 
     :param u_dim: group code size.

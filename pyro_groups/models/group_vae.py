@@ -7,7 +7,8 @@ Generative story for a data set of :math:`N` groups, group :math:`i` with :math:
     u_i \sim \mathcal{N}(0, I), \qquad v_{ik} \sim \mathcal{N}(0, I), \qquad
     x_{ik} \sim p_\theta(x \mid u_i, v_{ik}),
 
-so that :math:`p(\mathbf{x}_i) = \mathbb{E}_{p(u)} \prod_k \mathbb{E}_{p(v_k)} p(x_{ik} \mid u, v_k)`.
+so that
+:math:`p(\mathbf{x}_i) = \mathbb{E}_{p(u)} \prod_k \mathbb{E}_{p(v_k)} p(x_{ik} \mid u, v_k)`.
 """
 from __future__ import annotations
 

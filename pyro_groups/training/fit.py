@@ -18,7 +18,12 @@ from tqdm.auto import tqdm
 
 from pyro_groups.data.batch import GroupBatch
 from pyro_groups.data.dataset import GroupedData
-from pyro_groups.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from pyro_groups.training.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from pyro_groups.training.history import History
 
 LOSSES: dict[str, type[ELBO]] = {
@@ -33,10 +38,13 @@ class TrainingDivergedError(RuntimeError):
 
 
 def resolve_device(device: Optional[str | torch.device]) -> torch.device:
-    """``torch.device(device)``, or CPU when ``None``; asking for an absent CUDA device is an error."""
+    """``torch.device(device)``, or CPU when ``None``; asking for an absent CUDA device is an
+    error."""
     dev = torch.device(device if device is not None else "cpu")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for but CUDA is not available on this machine")
+        raise RuntimeError(
+            f"device {device!r} was asked for but CUDA is not available on this machine"
+        )
     return dev
 
 
@@ -65,7 +73,9 @@ def _unique_params(modules: Iterable[nn.Module]) -> list[nn.Parameter]:
     return list(seen.values())
 
 
-def _state(model, guide, optimizer, penalties, epoch, history, generator, loss=None) -> dict[str, Any]:
+def _state(
+    model, guide, optimizer, penalties, epoch, history, generator, loss=None
+) -> dict[str, Any]:
     return {
         "model": model.state_dict(),
         "guide": guide.state_dict(),
@@ -162,7 +172,9 @@ def fit(
         steps = 0
         for batch in data.batches(batch_size, generator=generator, fixed_shape=fixed_shape):
             batch = batch.to(dev)
-            record = _step(model, guide, elbo, penalties, opt, params, batch, n, clip_norm, epoch, steps)
+            record = _step(
+                model, guide, elbo, penalties, opt, params, batch, n, clip_norm, epoch, steps
+            )
             for k, v in record.items():
                 totals[k] = totals.get(k, 0.0) + v
             steps += 1
@@ -173,7 +185,9 @@ def fit(
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4g}")
         if checkpoint is not None:
-            save_checkpoint(checkpoint, _state(model, guide, opt, penalties, epoch, history, generator, elbo))
+            save_checkpoint(
+                checkpoint, _state(model, guide, opt, penalties, epoch, history, generator, elbo)
+            )
     return history
 
 
@@ -221,7 +235,9 @@ def _step(
         )
     opt.zero_grad(set_to_none=True)
     total.backward()
-    bad = [i for i, p in enumerate(params) if p.grad is not None and not torch.isfinite(p.grad).all()]
+    bad = [
+        i for i, p in enumerate(params) if p.grad is not None and not torch.isfinite(p.grad).all()
+    ]
     if bad:
         opt.zero_grad(set_to_none=True)
         raise TrainingDivergedError(

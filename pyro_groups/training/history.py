@@ -19,7 +19,9 @@ class History:
 
     def __getitem__(self, key: str) -> list[Any]:
         if not self.epochs or key not in self.epochs[-1]:
-            raise KeyError(f"no column {key!r}; columns: {sorted(self.epochs[-1]) if self.epochs else []}")
+            raise KeyError(
+                f"no column {key!r}; columns: {sorted(self.epochs[-1]) if self.epochs else []}"
+            )
         return [e.get(key) for e in self.epochs]
 
     @property

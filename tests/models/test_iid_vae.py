@@ -25,7 +25,10 @@ def make_data(g=3, k=4, x_dim=5, seed=0):
 
 
 def mlp_pair(z_dim=3, x_dim=5):
-    return IIDVAE(MLPDecoder(0, z_dim, x_dim, hidden=(8,), likelihood="bernoulli")), IIDGuide(x_dim, z_dim, (8,))
+    return (
+        IIDVAE(MLPDecoder(0, z_dim, x_dim, hidden=(8,), likelihood="bernoulli")),
+        IIDGuide(x_dim, z_dim, (8,)),
+    )
 
 
 def test_sites_plates_and_shapes():
@@ -37,7 +40,10 @@ def test_sites_plates_and_shapes():
         z = t.nodes["z"]
         assert z["value"].shape == (3, 4, 3)
         assert z["fn"].event_shape == (3,) and z["fn"].batch_shape == (3, 4)
-        assert {(f.name, f.dim) for f in z["cond_indep_stack"]} == {("groups", -2), ("instances", -1)}
+        assert {(f.name, f.dim) for f in z["cond_indep_stack"]} == {
+            ("groups", -2),
+            ("instances", -1),
+        }
     assert tr.nodes["x"]["is_observed"] and tr.nodes["x"]["fn"].batch_shape == (3, 4)
     assert "u" not in tr.nodes and "v" not in tr.nodes
 

@@ -26,7 +26,12 @@ from pyro_groups.nn_conv import ConvDecoder, conv_body
 from pyro_groups.objectives.annealed_vae import AnnealedVAELoss, linear_capacity
 from pyro_groups.objectives.beta_tcvae import BetaTCVAELoss, log_qz_mws, total_correlation_mws
 from pyro_groups.objectives.beta_vae import BetaVAELoss
-from pyro_groups.objectives.dip_vae import DIPVAELoss, dip_covariance, dip_penalty, weighted_covariance
+from pyro_groups.objectives.dip_vae import (
+    DIPVAELoss,
+    dip_covariance,
+    dip_penalty,
+    weighted_covariance,
+)
 from pyro_groups.objectives.elbo_terms import elbo_terms, observation_scale, posterior_codes
 from pyro_groups.objectives.factor_vae import FactorVAEPenalty
 from pyro_groups.objectives.penalized import PenalizedLoss
@@ -72,7 +77,9 @@ def test_beta_one_equals_the_elbo_for_a_group_model_too():
     guide = make_guide(6, 2, 3, group="product", instance="unconditional", hidden=(8,))
     x, mask = make_data()
     ours = at_seed(lambda: BetaVAELoss(1.0)(model, guide, x, mask, num_groups=9))
-    theirs = at_seed(lambda: TraceMeanField_ELBO().differentiable_loss(model, guide, x, mask, num_groups=9))
+    theirs = at_seed(
+        lambda: TraceMeanField_ELBO().differentiable_loss(model, guide, x, mask, num_groups=9)
+    )
     assert_close(ours, theirs)
     terms = at_seed(lambda: elbo_terms(model, guide, x, mask))
     codes = posterior_codes(terms.guide_trace, mask, ("u", "v"))
@@ -183,11 +190,17 @@ def test_mws_against_the_exact_mixture():
     assert_close(est.joint, mix.log_prob(z) - math.log(n))
     for j in range(d):
         mix_j = td.MixtureSameFamily(
-            td.Categorical(logits=torch.zeros(m, dtype=torch.float64)), td.Normal(loc[:, j], scale[:, j])
+            td.Categorical(logits=torch.zeros(m, dtype=torch.float64)),
+            td.Normal(loc[:, j], scale[:, j]),
         )
         assert_close(est.marginals[:, j], mix_j.log_prob(z[:, j]) - math.log(n))
     # by hand for one entry
-    dens = [math.prod(math.exp(td.Normal(loc[k, j], scale[k, j]).log_prob(z[0, j]).item()) for j in range(d)) for k in range(m)]
+    dens = [
+        math.prod(
+            math.exp(td.Normal(loc[k, j], scale[k, j]).log_prob(z[0, j]).item()) for j in range(d)
+        )
+        for k in range(m)
+    ]
     assert est.joint[0].item() == pytest.approx(math.log(sum(dens) / (n * m)), rel=1e-10)
 
 
@@ -196,7 +209,10 @@ def test_mws_total_correlation_known_answers():
     z, loc, scale = random_posteriors(m=1)
     est = log_qz_mws(z, loc, scale, 10.0)
     assert_close(est.joint, td.Normal(loc, scale).log_prob(z).sum(-1) - math.log(10.0))
-    assert_close(total_correlation_mws(z, loc, scale, 10.0), torch.tensor(2 * math.log(10.0), dtype=torch.float64))
+    assert_close(
+        total_correlation_mws(z, loc, scale, 10.0),
+        torch.tensor(2 * math.log(10.0), dtype=torch.float64),
+    )
     # identical posteriors for the whole batch: TC is the constant (D - 1) log N
     z, loc, scale = random_posteriors(m=6, d=4)
     same_loc, same_scale = loc[:1].expand(6, 4), scale[:1].expand(6, 4)
@@ -214,7 +230,12 @@ def test_beta_tcvae_loss_known_value():
     loss = at_seed(lambda: BetaTCVAELoss(5.0)(model, guide, x, mask, num_groups=8))
     assert_close(loss, -t.elbo + 4.0 * n * tc)
     one = at_seed(lambda: BetaTCVAELoss(1.0)(model, guide, x, mask, num_groups=8))
-    assert_close(one, at_seed(lambda: TraceMeanField_ELBO().differentiable_loss(model, guide, x, mask, num_groups=8)))
+    assert_close(
+        one,
+        at_seed(
+            lambda: TraceMeanField_ELBO().differentiable_loss(model, guide, x, mask, num_groups=8)
+        ),
+    )
 
 
 # ---------------------------------------------------------------- DIP-VAE
@@ -225,7 +246,9 @@ def test_dip_penalty_known_values():
     cov = torch.tensor([[2.0, 0.5], [0.5, 1.0]])
     assert dip_penalty(cov, 3.0, 7.0).item() == pytest.approx(3.0 * 0.5 + 7.0 * 1.0)
     cov = torch.tensor([[1.0, -0.2, 0.1], [-0.2, 0.5, 0.0], [0.1, 0.0, 1.0]])
-    assert dip_penalty(cov, 2.0, 10.0).item() == pytest.approx(2.0 * 2 * (0.04 + 0.01) + 10.0 * 0.25)
+    assert dip_penalty(cov, 2.0, 10.0).item() == pytest.approx(
+        2.0 * 2 * (0.04 + 0.01) + 10.0 * 0.25
+    )
 
 
 def test_dip_covariances_known_values():
@@ -238,7 +261,9 @@ def test_dip_covariances_known_values():
     square = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
     assert dip_penalty(dip_covariance(square), 5.0, 5.0).item() == 0.0
     half = torch.tensor([[0.5, 0.5], [0.5, -0.5], [-0.5, 0.5], [-0.5, -0.5]])
-    assert dip_penalty(dip_covariance(half, torch.full((4, 2), math.sqrt(0.75))), 5.0, 5.0).item() == pytest.approx(0.0, abs=1e-12)
+    assert dip_penalty(
+        dip_covariance(half, torch.full((4, 2), math.sqrt(0.75))), 5.0, 5.0
+    ).item() == pytest.approx(0.0, abs=1e-12)
 
 
 def test_weighted_covariance_matches_numpy_and_ignores_zero_weight_rows():
@@ -299,7 +324,9 @@ def test_factor_vae_discriminator_has_its_own_optimizer():
     # its optimizer state travels with the module's state_dict
     clone = FactorVAEPenalty(3, gamma=5.0, hidden=(16,))
     clone.load_state_dict(pen.state_dict())
-    assert clone.optimizer.state_dict()["state"].keys() == pen.optimizer.state_dict()["state"].keys()
+    assert (
+        clone.optimizer.state_dict()["state"].keys() == pen.optimizer.state_dict()["state"].keys()
+    )
 
 
 def test_factor_vae_penalty_known_value_and_fit_keeps_the_critic_apart():
@@ -310,7 +337,9 @@ def test_factor_vae_penalty_known_value_and_fit_keeps_the_critic_apart():
     logits = pen.discriminator(t)
     value = at_seed(lambda: pen(model, guide, GroupBatch(x, mask), num_groups=8))
     assert_close(value, 5.0 * observation_scale(mask, 8) * logits.mean())
-    total = at_seed(lambda: PenalizedLoss(BetaVAELoss(1.0), [pen])(model, guide, x, mask, num_groups=8))
+    total = at_seed(
+        lambda: PenalizedLoss(BetaVAELoss(1.0), [pen])(model, guide, x, mask, num_groups=8)
+    )
     pyro.set_rng_seed(3)
     base = BetaVAELoss(1.0)(model, guide, x, mask, num_groups=8)
     assert_close(total, base + pen(model, guide, GroupBatch(x, mask), num_groups=8))
@@ -325,7 +354,9 @@ def test_factor_vae_penalty_known_value_and_fit_keeps_the_critic_apart():
     g = IIDGuide(64, 2, (8,))
     pen2 = FactorVAEPenalty(2, gamma=5.0, hidden=(16,))
     before = [p.detach().clone() for p in pen2.discriminator.parameters()]
-    hist = fit(m, g, data, epochs=2, batch_size=4, optimizer=optimizer, penalties=[pen2], progress=False)
+    hist = fit(
+        m, g, data, epochs=2, batch_size=4, optimizer=optimizer, penalties=[pen2], progress=False
+    )
     assert {id(p) for p in seen}.isdisjoint({id(p) for p in pen2.discriminator.parameters()})
     assert not all(torch.equal(a, b) for a, b in zip(before, pen2.discriminator.parameters()))
     assert all(math.isfinite(r["discriminator_loss"]) for r in hist.to_list())
@@ -367,7 +398,10 @@ def test_each_baseline_trains_with_svi_and_fit(name, sprites_batch):
 
     def evaluate():
         with torch.no_grad():
-            return sum(at_seed(lambda: float(loss(model, guide, b.x, b.mask, num_groups=n)), s) for s in range(3))
+            return sum(
+                at_seed(lambda: float(loss(model, guide, b.x, b.mask, num_groups=n)), s)
+                for s in range(3)
+            )
 
     start = evaluate()
     losses = []
