@@ -32,12 +32,12 @@ variational autoencoders", NeurIPS; Locatello et al. 2019 (grid
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from pyro_groups.objectives.elbo_terms import elbo_terms, observation_scale, posterior_codes
+from pyro_groups.objectives.elbo_terms import AggregatePosteriorLoss, PosteriorCodes
 
 __all__ = [
     "BetaTCVAELoss",
@@ -94,7 +94,7 @@ def total_correlation_mws(z: Tensor, loc: Tensor, scale: Tensor, dataset_size: f
     return (est.joint - est.marginals.sum(-1)).mean()
 
 
-class BetaTCVAELoss(nn.Module):
+class BetaTCVAELoss(AggregatePosteriorLoss):
     """Loss callable of beta-TCVAE: ``-ELBO + (beta - 1) * N * TC_mws``.
 
     :param beta: weight of the total correlation (``1``: the plain VAE).
@@ -105,25 +105,15 @@ class BetaTCVAELoss(nn.Module):
     def __init__(
         self, beta: float = 6.0, *, sites: Sequence[str] = ("z",), analytic_kl: bool = True
     ) -> None:
-        super().__init__()
-        self.beta, self.sites, self.analytic_kl = float(beta), tuple(sites), analytic_kl
+        super().__init__(sites=sites, analytic_kl=analytic_kl)
+        self.beta = float(beta)
         self.last_tc: Optional[float] = None
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, sites={self.sites}"
 
-    def forward(
-        self,
-        model: Callable,
-        guide: Callable,
-        x: Tensor,
-        mask: Tensor,
-        *,
-        num_groups: Optional[int] = None,
-    ) -> Tensor:
-        t = elbo_terms(model, guide, x, mask, num_groups=num_groups, analytic_kl=self.analytic_kl)
-        codes = posterior_codes(t.guide_trace, mask, self.sites)
-        n_obs = observation_scale(mask, num_groups).to(t.kl)
+    def penalty(self, codes: PosteriorCodes, n_obs: Tensor) -> Tensor:
+        """``(beta - 1) * N * TC_mws`` of the codes; the TC estimate is kept in ``last_tc``."""
         tc = total_correlation_mws(codes.z, codes.loc, codes.scale, float(n_obs))
         self.last_tc = float(tc.detach())
-        return -t.elbo + (self.beta - 1.0) * n_obs * tc
+        return (self.beta - 1.0) * n_obs * tc

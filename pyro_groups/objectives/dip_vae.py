@@ -26,12 +26,12 @@ concepts from unlabeled observations", ICLR.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from pyro_groups.objectives.elbo_terms import elbo_terms, observation_scale, posterior_codes
+from pyro_groups.objectives.elbo_terms import AggregatePosteriorLoss, PosteriorCodes
 
 __all__ = ["DIPVAELoss", "dip_covariance", "dip_penalty", "weighted_covariance"]
 
@@ -84,7 +84,7 @@ def dip_penalty(cov: Tensor, lambda_od: float, lambda_d: float) -> Tensor:
     return lambda_od * off.pow(2).sum((-2, -1)) + lambda_d * (diag - 1.0).pow(2).sum(-1)
 
 
-class DIPVAELoss(nn.Module):
+class DIPVAELoss(AggregatePosteriorLoss):
     """Loss callable of DIP-VAE: ``-ELBO + N * dip_penalty(C)``.
 
     :param lambda_od: weight of the off-diagonal entries.
@@ -104,11 +104,11 @@ class DIPVAELoss(nn.Module):
         sites: Sequence[str] = ("z",),
         analytic_kl: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(sites=sites, analytic_kl=analytic_kl)
         kind = kind.lower()
         if kind not in ("i", "ii"):
             raise ValueError(f"kind must be 'i' or 'ii', got {kind!r}")
-        self.kind, self.sites, self.analytic_kl = kind, tuple(sites), analytic_kl
+        self.kind = kind
         self.lambda_od = float(lambda_od)
         if lambda_d is None:
             lambda_d = (10.0 if kind == "i" else 1.0) * lambda_od
@@ -117,17 +117,8 @@ class DIPVAELoss(nn.Module):
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, lambda_od={self.lambda_od}, lambda_d={self.lambda_d}"
 
-    def forward(
-        self,
-        model: Callable,
-        guide: Callable,
-        x: Tensor,
-        mask: Tensor,
-        *,
-        num_groups: Optional[int] = None,
-    ) -> Tensor:
-        t = elbo_terms(model, guide, x, mask, num_groups=num_groups, analytic_kl=self.analytic_kl)
-        codes = posterior_codes(t.guide_trace, mask, self.sites)
+    def penalty(self, codes: PosteriorCodes, n_obs: Tensor) -> Tensor:
+        """``N * dip_penalty(C)`` with ``C`` the covariance of the codes' means (``"i"``) or of
+        :math:`q(z)` (``"ii"``)."""
         cov = dip_covariance(codes.loc, codes.scale if self.kind == "ii" else None)
-        n_obs = observation_scale(mask, num_groups).to(t.kl)
-        return -t.elbo + n_obs * dip_penalty(cov, self.lambda_od, self.lambda_d)
+        return n_obs * dip_penalty(cov, self.lambda_od, self.lambda_d)

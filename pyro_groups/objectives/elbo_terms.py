@@ -20,11 +20,14 @@ So ``-(log_lik - kl)`` equals ``TraceMeanField_ELBO`` (resp. ``Trace_ELBO``)'s
 
 Aggregate-posterior penalties (TC, DIP) need the codes of a batch: :func:`posterior_codes`
 reads them off the guide trace, and :func:`observation_scale` gives the factor that puts a
-per-observation average on the ELBO's data-set scale.
+per-observation average on the ELBO's data-set scale. :class:`AggregatePosteriorLoss` is the
+loss callable built on them, :math:`-\mathrm{ELBO}` plus a penalty of the batch's codes from the
+same draw of the guide; beta-TCVAE and DIP-VAE subclass it.
 """
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import torch
@@ -33,8 +36,16 @@ from pyro.distributions.kl import kl_divergence
 from pyro.distributions.util import scale_and_mask
 from pyro.infer.enum import get_importance_trace
 from pyro.poutine import Trace
+from torch import nn
 
-__all__ = ["ElboTerms", "PosteriorCodes", "elbo_terms", "observation_scale", "posterior_codes"]
+__all__ = [
+    "AggregatePosteriorLoss",
+    "ElboTerms",
+    "PosteriorCodes",
+    "elbo_terms",
+    "observation_scale",
+    "posterior_codes",
+]
 
 
 class ElboTerms(NamedTuple):
@@ -164,3 +175,43 @@ def posterior_codes(
     return PosteriorCodes(
         torch.cat(zs, -1)[sel], torch.cat(locs, -1)[sel], torch.cat(scales, -1)[sel]
     )
+
+
+class AggregatePosteriorLoss(nn.Module, ABC):
+    r"""Base of the loss callables that add a penalty of the batch's codes to the negative ELBO:
+
+    .. math::
+        \mathcal{L} = -\mathrm{ELBO} + R\big(z_{1..M}, \hat N\big),
+
+    where :math:`z_{1..M}` are the codes of the batch's valid observations
+    (:func:`posterior_codes` at ``sites``) from the same draw of the guide as the ELBO
+    (:func:`elbo_terms`), and :math:`\hat N` is :func:`observation_scale`. A subclass defines
+    :meth:`penalty`, :math:`R` already on the ELBO's data-set scale (typically :math:`\hat N`
+    times a per-observation estimate).
+
+    :param sites: latent sites whose concatenation is the code (``("z",)`` for ``IIDVAE``).
+    :param analytic_kl: closed-form KL in the ELBO (default).
+    """
+
+    def __init__(self, *, sites: Sequence[str] = ("z",), analytic_kl: bool = True) -> None:
+        super().__init__()
+        self.sites, self.analytic_kl = tuple(sites), analytic_kl
+
+    @abstractmethod
+    def penalty(self, codes: PosteriorCodes, n_obs: torch.Tensor) -> torch.Tensor:
+        r"""The penalty :math:`R` (a scalar on the ELBO's scale) of ``codes``; ``n_obs`` is
+        :math:`\hat N`, a scalar tensor of the ELBO's dtype and device."""
+
+    def forward(
+        self,
+        model: Callable,
+        guide: Callable,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        num_groups: Optional[int] = None,
+    ) -> torch.Tensor:
+        t = elbo_terms(model, guide, x, mask, num_groups=num_groups, analytic_kl=self.analytic_kl)
+        codes = posterior_codes(t.guide_trace, mask, self.sites)
+        n_obs = observation_scale(mask, num_groups).to(t.kl)
+        return -t.elbo + self.penalty(codes, n_obs)

@@ -28,7 +28,11 @@ from pyro_groups.evaluation.disentanglement import (
     mutual_info_matrix,
     sap,
 )
-from pyro_groups.evaluation.disentanglement.utils import rows_sharing_value
+from pyro_groups.evaluation.disentanglement.utils import (
+    fix_factor_per_point,
+    points_fixing_a_factor,
+    rows_sharing_value,
+)
 
 SIZES = (4, 5, 6)
 FAST = {"num_train": 400, "num_eval": 300, "batch_size": 32}
@@ -85,6 +89,54 @@ def test_rows_sharing_value_share_the_value_and_skip_the_anchor():
     assert rows.shape == (50, 7)
     assert (labels[rows] == labels[anchors][:, None]).all()
     assert (rows != anchors[:, None]).all()
+
+
+@pytest.mark.parametrize("num_anchors, num_partners", [(5, 1), (1, 6)])
+def test_points_fixing_a_factor_hand_each_factor_its_points(num_anchors, num_partners):
+    labels = np.random.default_rng(1).integers(0, 3, size=(120, 4))
+    seen = []
+
+    def features(anchors: np.ndarray, partners: np.ndarray) -> np.ndarray:
+        assert anchors.shape == (len(anchors), num_anchors)
+        assert partners.shape == (len(anchors), num_anchors, num_partners)
+        shared = labels[anchors][:, :, None, :] == labels[partners]
+        k = np.flatnonzero(shared.all(axis=(0, 1, 2)))  # the fixed factor (among others)
+        seen.append((len(anchors), k))
+        return np.full(len(anchors), 100 + k[0] if k.size == 1 else -1)
+
+    out = np.empty(40, dtype=np.int64)
+    fixed = points_fixing_a_factor(
+        labels, out, features, np.random.default_rng(0),
+        num_anchors=num_anchors, num_partners=num_partners,
+    )
+    assert fixed.shape == (40,) and sum(n for n, _ in seen) == 40
+    assert all(k.size >= 1 for _, k in seen)
+    assert_array_equal(out[out >= 0], 100 + fixed[out >= 0])
+    again = np.empty(40, dtype=np.int64)
+    same = points_fixing_a_factor(
+        labels, again, features, np.random.default_rng(0),
+        num_anchors=num_anchors, num_partners=num_partners,
+    )
+    assert_array_equal(same, fixed)
+    assert_array_equal(again, out)
+
+
+def test_fix_factor_per_point_copies_the_fixed_column_only():
+    rng = np.random.default_rng(2)
+    first = rng.integers(0, 10, size=(12, 3))
+    pairs = rng.integers(10, 20, size=(12, 3))
+    before = pairs.copy()
+    fixed = fix_factor_per_point(pairs, first, 4, rng)  # 3 points of 4 rows, row by row
+    column = np.repeat(fixed, 4)
+    rows = np.arange(12)
+    assert_array_equal(pairs[rows, column], first[rows, column])
+    untouched = np.ones_like(pairs, dtype=bool)
+    untouched[rows, column] = False
+    assert_array_equal(pairs[untouched], before[untouched])
+    batch = rng.integers(0, 10, size=(12, 3))
+    fixed = fix_factor_per_point(batch, batch[::4], 4, rng)  # one value per point
+    for m, k in enumerate(fixed):
+        assert (batch[4 * m : 4 * m + 4, k] == batch[4 * m, k]).all()
 
 
 def test_mig_known_representations():

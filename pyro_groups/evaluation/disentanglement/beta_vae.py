@@ -13,9 +13,10 @@ from pyro_groups.evaluation.disentanglement.utils import (
     as_array,
     check_pair,
     factor_labels,
+    fix_factor_per_point,
     make_rng,
+    points_fixing_a_factor,
     represent_in_chunks,
-    rows_sharing_value,
     standardize,
 )
 
@@ -38,18 +39,14 @@ def _points_from_sample(
     batch_size: int,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    num_rows, num_factors = labels.shape
-    fixed = rng.integers(0, num_factors, size=num_points)
-    first = rng.integers(0, num_rows, size=(num_points, batch_size))
+    def mean_abs_difference(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return np.abs(codes[first] - codes[second[:, :, 0]]).mean(axis=1)
+
     z_diff = np.empty((num_points, codes.shape[1]))
-    for k in range(num_factors):
-        points = np.flatnonzero(fixed == k)
-        if points.size == 0:
-            continue
-        anchors = first[points].reshape(-1)
-        second = rows_sharing_value(labels[:, k], anchors, 1, rng, exclude_anchor=True)[:, 0]
-        diff = np.abs(codes[anchors] - codes[second]).reshape(points.size, batch_size, -1)
-        z_diff[points] = diff.mean(axis=1)
+    fixed = points_fixing_a_factor(
+        labels, z_diff, mean_abs_difference, rng,
+        num_anchors=batch_size, num_partners=1, exclude_anchor=True,
+    )
     return z_diff, fixed
 
 
@@ -63,10 +60,7 @@ def _points_from_sampler(
 ) -> tuple[np.ndarray, np.ndarray]:
     first = as_array(sample_factors(num_points * batch_size, rng), name="factors").copy()
     second = as_array(sample_factors(num_points * batch_size, rng), name="factors").copy()
-    fixed = rng.integers(0, first.shape[1], size=num_points)
-    rows = np.arange(num_points * batch_size)
-    column = np.repeat(fixed, batch_size)
-    second[rows, column] = first[rows, column]
+    fixed = fix_factor_per_point(second, first, batch_size, rng)
     codes_first = represent_in_chunks(represent, first, chunk_size)
     codes_second = represent_in_chunks(represent, second, chunk_size)
     diff = np.abs(codes_first - codes_second).reshape(num_points, batch_size, -1)

@@ -12,9 +12,10 @@ from pyro_groups.evaluation.disentanglement.utils import (
     as_array,
     check_pair,
     factor_labels,
+    fix_factor_per_point,
     make_rng,
+    points_fixing_a_factor,
     represent_in_chunks,
-    rows_sharing_value,
 )
 
 
@@ -57,16 +58,13 @@ def _points_from_sample(
     scale: np.ndarray,
     active: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    num_rows, num_factors = labels.shape
-    fixed = rng.integers(0, num_factors, size=num_points)
-    anchors = rng.integers(0, num_rows, size=num_points)
+    def vote(anchors: np.ndarray, batches: np.ndarray) -> np.ndarray:
+        return _argmin_normalised_variance(codes[batches[:, 0]], scale, active)
+
     dims = np.empty(num_points, dtype=np.int64)
-    for k in range(num_factors):
-        points = np.flatnonzero(fixed == k)
-        if points.size == 0:
-            continue
-        rows = rows_sharing_value(labels[:, k], anchors[points], batch_size, rng)
-        dims[points] = _argmin_normalised_variance(codes[rows], scale, active)
+    fixed = points_fixing_a_factor(
+        labels, dims, vote, rng, num_anchors=1, num_partners=batch_size
+    )
     return dims, fixed
 
 
@@ -81,11 +79,7 @@ def _points_from_sampler(
     chunk_size: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     factors = as_array(sample_factors(num_points * batch_size, rng), name="factors").copy()
-    fixed = rng.integers(0, factors.shape[1], size=num_points)
-    rows = np.arange(num_points * batch_size)
-    column = np.repeat(fixed, batch_size)
-    first_of_batch = np.repeat(np.arange(num_points) * batch_size, batch_size)
-    factors[rows, column] = factors[first_of_batch, column]
+    fixed = fix_factor_per_point(factors, factors[::batch_size], batch_size, rng)
     codes = represent_in_chunks(represent, factors, chunk_size)
     batches = codes.reshape(num_points, batch_size, -1)
     return _argmin_normalised_variance(batches, scale, active), fixed

@@ -14,6 +14,7 @@ import numpy as np
 RngLike = Union[int, np.random.Generator, None]
 Represent = Callable[[np.ndarray], Any]
 SampleFactors = Callable[[int, np.random.Generator], Any]
+PointFeatures = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def as_array(x: Any, *, name: str = "array") -> np.ndarray:
@@ -203,6 +204,76 @@ def rows_sharing_value(
     r = rng.integers(0, np.maximum(count - 1, 1), size=(anchors.size, size))
     r = np.where(count > 1, r + (r >= pos), pos)
     return order[start + r]
+
+
+def points_fixing_a_factor(
+    labels: np.ndarray,
+    out: np.ndarray,
+    features: PointFeatures,
+    rng: np.random.Generator,
+    *,
+    num_anchors: int,
+    num_partners: int,
+    exclude_anchor: bool = False,
+) -> np.ndarray:
+    r"""Fill ``out`` with the features of points that each hold one factor fixed, drawn from a
+    finite labelled sample (the sampling of the finite-sample BetaVAE and FactorVAE scores).
+
+    Point :math:`m` (one of ``M = len(out)``) draws a factor index :math:`k_m` uniformly, then
+    ``num_anchors`` (:math:`A`) rows uniformly, then for each anchor ``num_partners``
+    (:math:`P`) rows with the anchor's value of :math:`v_{k_m}` (:func:`rows_sharing_value`).
+    The points that fix the same factor go together to ``features(anchors, partners)``, with
+    ``anchors`` ``[n, A]`` and ``partners`` ``[n, A, P]`` row indices, and its ``[n, ...]``
+    result is written to ``out`` at those points. The generator draws all :math:`k_m`, then all
+    anchors, then the partners factor by factor.
+
+    :param labels: ``[N, K]`` integer labels (see :func:`factor_labels`).
+    :param out: ``[M, ...]`` array written in place.
+    :param features: maps the rows of ``n`` points to their ``[n, ...]`` features.
+    :param rng: numpy generator.
+    :param num_anchors: rows drawn uniformly per point (:math:`A`).
+    :param num_partners: rows sharing the fixed value drawn per anchor (:math:`P`).
+    :param exclude_anchor: draw partners among the *other* rows (see :func:`rows_sharing_value`).
+    :returns: the fixed factor indices :math:`k_m`, ``[M]``.
+    """
+    num_rows, num_factors = labels.shape
+    num_points = out.shape[0]
+    fixed = rng.integers(0, num_factors, size=num_points)
+    anchors = rng.integers(0, num_rows, size=(num_points, num_anchors))
+    for k in range(num_factors):
+        points = np.flatnonzero(fixed == k)
+        if points.size == 0:
+            continue
+        partners = rows_sharing_value(
+            labels[:, k], anchors[points].reshape(-1), num_partners, rng,
+            exclude_anchor=exclude_anchor,
+        )
+        shape = (points.size, num_anchors, num_partners)
+        out[points] = features(anchors[points], partners.reshape(shape))
+    return fixed
+
+
+def fix_factor_per_point(
+    factors: np.ndarray, reference: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    r"""Hold one factor fixed per point of freshly sampled factors (the sampling of the BetaVAE
+    and FactorVAE scores from a sampler).
+
+    ``factors`` ``[M * L, K]`` holds ``M`` points of ``L = batch_size`` consecutive rows. Point
+    :math:`m` draws a factor index :math:`k_m` uniformly, and factor :math:`k_m` of each of its
+    rows is set, in place, to its value in ``reference``: in the same row for ``[M * L, K]``
+    (pairs of rows sharing :math:`v_{k_m}`), in row :math:`m` for ``[M, K]`` (a batch sharing
+    one value of :math:`v_{k_m}`). ``reference`` may be a view of ``factors``.
+
+    :returns: the fixed factor indices :math:`k_m`, ``[M]``.
+    """
+    num_points = factors.shape[0] // batch_size
+    fixed = rng.integers(0, factors.shape[1], size=num_points)
+    rows = np.arange(num_points * batch_size)
+    column = np.repeat(fixed, batch_size)
+    source = rows if reference.shape[0] == rows.size else rows // batch_size
+    factors[rows, column] = reference[source, column]
+    return fixed
 
 
 def represent_in_chunks(represent: Represent, factors: np.ndarray, chunk_size: int) -> np.ndarray:
