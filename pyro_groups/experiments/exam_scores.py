@@ -31,17 +31,20 @@ from pyro_groups.training.fit import fit
 METRICS = ("rec_err", "trans_err", "u_pred_err", "v_pred_err")
 EXTRA_METRICS = ("rec_err_mean", "trans_err_mean", "u_pred_err_abs")
 
-# Tables 1 and 2 of the CxVAE paper: (REC, TRANS, u-PRED, v-PRED) mean +- std over 7 runs.
+# Tables 1 and 2 of the CxVAE paper, 7 runs: (mean, std) of REC, TRANS, u-PRED and v-PRED ERR.
+_PAPER_ROWS: dict[str, tuple[tuple[float, float], ...]] = {
+    "cxvae": ((52.1, 0.6), (219.5, 4.7), (53.3, 1.2), (30.2, 0.3)),
+    "mlvae": ((69.8, 1.6), (738.8, 13.6), (63.4, 1.0), (63.0, 0.3)),
+    "gvae": ((71.9, 4.3), (742.9, 14.4), (63.1, 0.9), (63.0, 0.4)),
+    "gvae-reg": ((70.0, 1.4), (735.3, 13.0), (63.8, 1.1), (63.0, 0.5)),
+    "cxvae-u-average": ((53.6, 2.2), (224.7, 10.0), (53.4, 1.1), (30.9, 1.1)),
+    "cxvae-u-product": ((54.9, 2.8), (229.2, 7.8), (53.4, 0.9), (31.4, 1.0)),
+    "cxvae-v-unconditional": ((72.3, 3.6), (729.0, 15.1), (63.6, 1.2), (63.0, 0.3)),
+    "cxvae-reg-none": ((54.1, 1.9), (235.5, 16.5), (53.6, 1.4), (31.6, 1.5)),
+    "cxvae-reg-unconditional": ((53.7, 1.2), (225.7, 5.7), (53.5, 1.1), (30.8, 0.6)),
+}
 PAPER: dict[str, dict[str, tuple[float, float]]] = {
-    "cxvae": {"rec_err": (52.1, 0.6), "trans_err": (219.5, 4.7), "u_pred_err": (53.3, 1.2), "v_pred_err": (30.2, 0.3)},
-    "mlvae": {"rec_err": (69.8, 1.6), "trans_err": (738.8, 13.6), "u_pred_err": (63.4, 1.0), "v_pred_err": (63.0, 0.3)},
-    "gvae": {"rec_err": (71.9, 4.3), "trans_err": (742.9, 14.4), "u_pred_err": (63.1, 0.9), "v_pred_err": (63.0, 0.4)},
-    "gvae-reg": {"rec_err": (70.0, 1.4), "trans_err": (735.3, 13.0), "u_pred_err": (63.8, 1.1), "v_pred_err": (63.0, 0.5)},
-    "cxvae-u-average": {"rec_err": (53.6, 2.2), "trans_err": (224.7, 10.0), "u_pred_err": (53.4, 1.1), "v_pred_err": (30.9, 1.1)},
-    "cxvae-u-product": {"rec_err": (54.9, 2.8), "trans_err": (229.2, 7.8), "u_pred_err": (53.4, 0.9), "v_pred_err": (31.4, 1.0)},
-    "cxvae-v-unconditional": {"rec_err": (72.3, 3.6), "trans_err": (729.0, 15.1), "u_pred_err": (63.6, 1.2), "v_pred_err": (63.0, 0.3)},
-    "cxvae-reg-none": {"rec_err": (54.1, 1.9), "trans_err": (235.5, 16.5), "u_pred_err": (53.6, 1.4), "v_pred_err": (31.6, 1.5)},
-    "cxvae-reg-unconditional": {"rec_err": (53.7, 1.2), "trans_err": (225.7, 5.7), "u_pred_err": (53.5, 1.1), "v_pred_err": (30.8, 0.6)},
+    name: dict(zip(METRICS, values)) for name, values in _PAPER_ROWS.items()
 }
 
 
@@ -141,7 +144,9 @@ def build(name: str, cfg: Config) -> tuple[GroupVAE, torch.nn.Module, list[torch
     row = ROWS[name]
     decoder = ExamScoresDecoder(noise=cfg.noise)
     model = GroupVAE(decoder)
-    guide = make_guide(1, decoder.u_dim, decoder.v_dim, group=row.group, instance=row.instance, hidden=cfg.hidden)
+    guide = make_guide(
+        1, decoder.u_dim, decoder.v_dim, group=row.group, instance=row.instance, hidden=cfg.hidden
+    )
     penalties = []
     if row.penalty is not None:
         overrides = dict(cfg.extra.get("penalty", {}))
@@ -203,10 +208,15 @@ def summarize_runs(runs: list[dict[str, Any]], cfg: Config) -> list[dict[str, An
             continue
         row: dict[str, Any] = {"model": name}
         for metric in METRICS + EXTRA_METRICS:
-            per_seed = [float(np.mean([e[metric] for e in r["history"][-cfg.last :]])) for r in mine]
+            per_seed = [
+                float(np.mean([e[metric] for e in r["history"][-cfg.last :]])) for r in mine
+            ]
             row[metric] = summarize(per_seed)
-        row["paper"] = {m: {"mean": v[0], "std": v[1], "n": 7} for m, v in PAPER.get(name, {}).items()}
-        row["curves"] = {m: [[e[m] for e in r["history"]] for r in mine] for m in METRICS + ("loss",)}
+        paper = PAPER.get(name, {})
+        row["paper"] = {m: {"mean": v[0], "std": v[1], "n": 7} for m, v in paper.items()}
+        row["curves"] = {
+            m: [[e[m] for e in r["history"]] for r in mine] for m in METRICS + ("loss",)
+        }
         rows.append(row)
     return rows
 
@@ -224,7 +234,10 @@ def findings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             best = all(by["cxvae"][m]["mean"] < by[o][m]["mean"] for o in ("gvae", "mlvae"))
             claim(f"CxVAE has a lower {m} than GVAE and ML-VAE", best)
         worst = min(by[o]["trans_err"]["mean"] for o in ("gvae", "mlvae"))
-        claim("CxVAE's trans_err is at most half of GVAE's and ML-VAE's", by["cxvae"]["trans_err"]["mean"] <= 0.5 * worst)
+        claim(
+            "CxVAE's trans_err is at most half of GVAE's and ML-VAE's",
+            by["cxvae"]["trans_err"]["mean"] <= 0.5 * worst,
+        )
     ablations = [n for n in ABLATIONS if n in by]
     if "cxvae-v-unconditional" in by and len(ablations) > 1:
         loses = max(ablations, key=lambda n: by[n]["trans_err"]["mean"])
@@ -248,7 +261,8 @@ def findings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
     if {"cxvae", "cxvae-reg-unconditional"} <= by.keys():
         claim(
-            "the set-based penalty gives a lower trans_err than the one-observation penalty in CxVAE",
+            "the set-based penalty gives a lower trans_err than the one-observation penalty in "
+            "CxVAE",
             trans["cxvae"] < trans["cxvae-reg-unconditional"],
         )
     return out
@@ -262,9 +276,32 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         ours = "".join(f"{r[m]['mean']:>13.3f} ± {r[m]['std']:<6.3f}" for m in METRICS)
         lines.append(f"{r['model']:<26}{ours}")
         if r["paper"]:
-            paper = "".join(f"{r['paper'][m]['mean']:>13.1f} ± {r['paper'][m]['std']:<6.1f}" for m in METRICS)
+            paper = "".join(
+                f"{r['paper'][m]['mean']:>13.1f} ± {r['paper'][m]['std']:<6.1f}" for m in METRICS
+            )
             lines.append(f"{'  paper':<26}{paper}")
     return "\n".join(lines)
+
+
+def format_rst(rows: list[dict[str, Any]], labels: Optional[dict[str, str]] = None) -> str:
+    """The README's table (reStructuredText): ours (mean ± std over seeds) and the paper's means.
+
+    :param rows: ``results.json``'s ``"results"``.
+    :param labels: display names by row name (default: the row names).
+    """
+    labels = labels or {}
+    body = []
+    for r in rows:
+        ours = [f"{r[m]['mean']:.3f} ± {r[m]['std']:.3f}" for m in METRICS]
+        paper = " / ".join(f"{r['paper'][m]['mean']:g}" for m in METRICS) if r["paper"] else ""
+        body.append([labels.get(r["model"], r["model"]), *ours, paper])
+    head = ["model", "REC ERR", "TRANS ERR", "u-PRED ERR", "v-PRED ERR"]
+    head.append("paper REC / TRANS / u / v")
+    widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
+    rule = "  ".join("=" * w for w in widths)
+    fmt = [rule, "  ".join(h.ljust(w) for h, w in zip(head, widths)), rule]
+    fmt += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in body]
+    return "\n".join([*fmt, rule])
 
 
 def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[str, Any]:
@@ -290,7 +327,9 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
     panels = [r["translation"] for r in runs if r["seed"] == 0]
     order = {n: i for i, n in enumerate(cfg.rows)}
     panels.sort(key=lambda p: order[p["name"]])
-    translation_figure(panels, out / "translation.png", title="Exam-Scores translation (hold-out groups 0 -> 1)")
+    translation_figure(
+        panels, out / "translation.png", title="Exam-Scores translation (hold-out groups 0 -> 1)"
+    )
     curves = {r["model"]: r["curves"] for r in rows}
     error_curves_figure(curves, METRICS, out / "errors_by_epoch.png")
     return result
