@@ -21,8 +21,8 @@ def _pyplot():
 def translation_figure(
     panels: Sequence[Mapping[str, Any]], path: str | os.PathLike, *, title: str = "Translation"
 ) -> str:
-    """CxVAE Fig. 3: for each panel, the source and target groups' scores, the translated scores, and a
-    line from each source observation to its translation (uncrossed lines = instance kept).
+    """CxVAE Fig. 3: for each panel, the source and target groups' scores, the translated scores,
+    and a line from each source observation to its translation (uncrossed lines = instance kept).
 
     :param panels: dicts with ``name``, 1-D arrays ``source``, ``target``, ``translated`` (aligned
         with ``source``) and optionally ``truth`` (the ground-truth translation).
@@ -38,7 +38,8 @@ def translation_figure(
         ax.scatter(tr, np.ones_like(tr), color="red", label="translated", zorder=3)
         if "truth" in p:
             truth = np.asarray(p["truth"]).ravel()
-            ax.scatter(truth, np.full_like(truth, 0.85), color="black", marker="|", label="true translation")
+            y = np.full_like(truth, 0.85)
+            ax.scatter(truth, y, color="black", marker="|", label="true translation")
         ax.set_yticks([0, 1, 1.25], ["source", "translated", "target"])
         ax.set_title(str(p["name"]))
     axes[0, 0].legend(loc="upper left", fontsize="small", ncol=4)

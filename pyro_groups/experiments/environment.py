@@ -26,10 +26,15 @@ def summarize(values: list[float]) -> dict[str, float | int]:
 
 
 def run_jobs(
-    fn: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], *, workers: int, progress: bool, desc: str
+    fn: Callable[[Any], dict[str, Any]],
+    jobs: Sequence[Any],
+    *,
+    workers: int,
+    progress: bool,
+    desc: str,
 ) -> list[dict[str, Any]]:
-    """Run ``fn`` on every job, in ``workers`` spawned processes when more than one (``fn`` must then
-    be a module-level function); results in completion order, with a tqdm bar."""
+    """Run ``fn`` on every job, in ``workers`` spawned processes when more than one (``fn`` must
+    then be a module-level function); results in completion order, with a tqdm bar."""
     runs: list[dict[str, Any]] = []
     with tqdm(total=len(jobs), disable=not progress, desc=desc, unit="run") as bar:
         if workers > 1 and len(jobs) > 1:
