@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Callable, Optional
+import math
+from typing import Any, Callable, Optional
 
 import pytest
 import torch
@@ -8,16 +9,22 @@ from torch import Tensor, nn
 from torch.testing import assert_close
 
 from pyro_groups.data.batch import GroupBatch
+from pyro_groups.data.exam_scores import exam_scores
+from pyro_groups.guides import make_guide
+from pyro_groups.models import ExamScoresDecoder, GroupVAE
 from pyro_groups.objectives import (
     AdversarialPenalty,
     FactorVAEPenalty,
+    GroupTCVAEPenalty,
     MIPenalty,
     PairKLPenalty,
     Penalty,
     PenalizedLoss,
     detached_call,
+    nemeth_penalty,
     set_penalty,
 )
+from pyro_groups.training import fit
 
 
 class _Quadratic(AdversarialPenalty):
@@ -124,3 +131,48 @@ def test_penalized_loss_adds_a_user_penalty() -> None:
     assert loss.critic_step(None, None, batch)["quadratic"] > 0  # type: ignore[arg-type]
     expected = 1.0 + 2.0 * pen.net.weight.sum()
     assert_close(loss(None, None, batch.x, batch.mask), expected.detach())
+
+
+_DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+_PENALTIES = {
+    "set": lambda: set_penalty(1, 1, hidden=(8,), seed=0),
+    "nemeth": lambda: nemeth_penalty(1, 1, hidden=(8,), seed=0),
+    "infonce": lambda: set_penalty(1, 1, hidden=(8,), seed=0, estimator="infonce"),
+    "factor-vae": lambda: FactorVAEPenalty(3, 1.0, hidden=(8,), sites=("u", "v")),
+    "group-tcvae": lambda: GroupTCVAEPenalty(2, 1, 1.0, 1.0, hidden=(8,)),
+}
+
+
+@pytest.mark.parametrize("device", _DEVICES)
+@pytest.mark.parametrize("name", list(_PENALTIES))
+def test_adversarial_penalties_train_and_resume_on_the_device(
+    name: str, device: str, tmp_path: Any
+) -> None:
+    data = exam_scores(48, seed=0)
+
+    def run(epochs: int, resume: bool) -> tuple[AdversarialPenalty, Any]:
+        torch.manual_seed(0)
+        model, guide = GroupVAE(ExamScoresDecoder()), make_guide(1, 2, 1, hidden=(8,))
+        pen = _PENALTIES[name]()
+        history = fit(
+            model, guide, data, epochs=epochs, batch_size=16, penalties=[pen], seed=1,
+            device=device, progress=False, checkpoint=str(tmp_path / f"{resume}.pt"), resume=resume,
+        )
+        return pen, history
+
+    pen, history = run(2, False)
+    assert all(p.device.type == device for p in pen.parameters())
+    for group in pen.optimizer.state_dict()["state"].values():
+        assert group["exp_avg"].device.type == device
+    assert all(math.isfinite(v) for v in history["penalty_0"])
+    first = pen.state_dict()
+    (tmp_path / "True.pt").write_bytes((tmp_path / "False.pt").read_bytes())
+    resumed, _ = run(3, True)
+    straight, _ = run(3, False)
+    for k, v in straight.state_dict().items():
+        if isinstance(v, torch.Tensor):
+            assert_close(resumed.state_dict()[k], v, msg=k)
+    assert any(
+        not torch.equal(first[k], v) for k, v in straight.state_dict().items()
+        if isinstance(v, torch.Tensor)
+    )
