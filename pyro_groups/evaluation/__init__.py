@@ -1,6 +1,7 @@
 """Evaluation: codes, reconstruction and translation; metrics; posterior predictive checks."""
 from pyro_groups.evaluation.codes import decode, encode, interpolate, reconstruct, swap, translate
 from pyro_groups.evaluation.exam_scores import exam_scores_errors, prediction_error
+from pyro_groups.evaluation.mi_probe import mi_probe
 from pyro_groups.evaluation.ppc import (
     plot_ppc,
     posterior_predictive,
@@ -13,6 +14,7 @@ __all__ = [
     "encode",
     "exam_scores_errors",
     "interpolate",
+    "mi_probe",
     "plot_ppc",
     "posterior_predictive",
     "ppc_summary",

@@ -39,6 +39,19 @@ def test_findings_fail_when_cxvae_is_no_better() -> None:
     assert claims["the unconditional instance encoder is the ablation that loses most (trans_err)"]
 
 
+def test_probe_finding_and_column_appear_only_when_measured() -> None:
+    rows = _rows({"cxvae": 1.0, "cxvae-reg-none": 1.0})
+    assert not any("probe" in f["claim"] for f in findings(rows))
+    assert "I(x_-k; v_k)" not in format_rst(rows)
+    for r, leak in zip(rows, (0.01, 0.2)):
+        r["v_leak"] = {"mean": leak, "std": 0.0}
+    probe = [f for f in findings(rows) if "probe" in f["claim"]]
+    assert len(probe) == 1 and probe[0]["reproduced"]
+    assert "I(x_-k; v_k)" in format_rst(rows) and "0.200 ± 0.000" in format_table(rows)
+    rows[0]["v_leak"]["mean"] = 0.3
+    assert not [f for f in findings(rows) if "probe" in f["claim"]][0]["reproduced"]
+
+
 def test_findings_skip_claims_whose_rows_are_missing() -> None:
     assert findings(_rows({"cxvae": 1.0})) == []
 
