@@ -45,7 +45,7 @@ def _exam_scores(args: argparse.Namespace) -> int:
         "paper numbers are on its own scale)"
     )
     for f in result["findings"]:
-        print(f"{'reproduced' if f['reproduced'] else 'NOT reproduced'}: {f['claim']}")
+        print(ex.describe(f))
     print(f"wrote {os.path.join(args.out, 'results.json')}, translation.png, errors_by_epoch.png")
     return 0
 

@@ -59,7 +59,7 @@ def test_results_json_format(smoke_run):
         for m in METRICS:
             assert row["paper"][m] == {"mean": PAPER[name][m][0], "std": PAPER[name][m][1], "n": 7}
     assert isinstance(result["findings"], list) and result["findings"]
-    assert all(set(f) == {"claim", "reproduced"} for f in result["findings"])
+    assert all(set(f) == {"claim", "reproduced", "beyond_noise"} for f in result["findings"])
 
 
 def test_prints_the_table(smoke_run):
