@@ -5,7 +5,14 @@ from typing import Any
 
 import pytest
 
-from pyro_groups.experiments.exam_scores import METRICS, PAPER, findings, format_rst, format_table
+from pyro_groups.experiments.exam_scores import (
+    METRICS,
+    PAPER,
+    describe,
+    findings,
+    format_rst,
+    format_table,
+)
 
 
 def _rows(scale: dict[str, float]) -> list[dict[str, Any]]:
@@ -77,3 +84,30 @@ def test_rst_table_is_well_formed() -> None:
             assert line[s - 2 : s] == "  " and line[s] != " "
     assert lines[3].startswith("CxVAE (set penalty)")
     assert lines[3].endswith("52.1 / 219.5 / 53.3 / 30.2")
+
+
+def _two(cx: tuple[float, float], none: tuple[float, float], n: int = 3) -> list[dict[str, Any]]:
+    rows = _rows({"cxvae": 1.0, "cxvae-reg-none": 1.0})
+    for r, (mean, std) in zip(rows, (cx, none)):
+        r["trans_err"] = {"mean": mean, "std": std, "n": n}
+    return rows
+
+
+@pytest.mark.parametrize(
+    "cx, none, n, reproduced, beyond",
+    [
+        ((4.0, 0.1), (5.0, 0.1), 3, True, True),  # 1.0 apart, 2 se = 0.16
+        ((4.0, 1.0), (5.0, 1.0), 3, True, False),  # 2 se = 1.63
+        ((5.0, 0.1), (4.0, 0.1), 3, False, True),
+        ((4.9, 1.0), (4.8, 0.8), 3, False, False),
+        ((4.0, 0.0), (5.0, 0.0), 1, True, None),  # one seed: no noise estimate
+    ],
+)
+def test_findings_tell_noise_from_effect(
+    cx: tuple[float, float], none: tuple[float, float], n: int, reproduced: bool, beyond: Any
+) -> None:
+    (f,) = [f for f in findings(_two(cx, none, n)) if "vs. no regulariser" in f["claim"]]
+    assert f["reproduced"] is reproduced and f["beyond_noise"] is beyond
+    text = describe(f)
+    assert text.startswith("reproduced" if reproduced else "NOT reproduced")
+    assert ("within seed noise" in text) is (beyond is False)
