@@ -359,12 +359,12 @@ def format_rst(rows: list[dict[str, Any]], labels: Optional[dict[str, str]] = No
     body = []
     for r in rows:
         ours = [f"{r[m]['mean']:.3f} ± {r[m]['std']:.3f}" for m in columns]
-        paper = " / ".join(f"{r['paper'][m]['mean']:g}" for m in METRICS) if r["paper"] else ""
+        paper = " / ".join(f"{r['paper'][m]['mean']:.1f}" for m in METRICS) if r["paper"] else ""
         body.append([labels.get(r["model"], r["model"]), *ours, paper])
     head = ["model", *(_HEADS[m] for m in columns), "paper REC / TRANS / u / v"]
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
     rule = "  ".join("=" * w for w in widths)
-    fmt = [rule, "  ".join(h.ljust(w) for h, w in zip(head, widths)), rule]
+    fmt = [rule, "  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), rule]
     fmt += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in body]
     return "\n".join([*fmt, rule])
 
