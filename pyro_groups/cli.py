@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 
 def _exam_scores(args: argparse.Namespace) -> int:
     from pyro_groups.experiments import exam_scores as ex
+    from pyro_groups.experiments import exam_scores_report as report
 
     if args.smoke_test:
         cfg = ex.smoke_config()
@@ -39,13 +40,13 @@ def _exam_scores(args: argparse.Namespace) -> int:
         f"{cfg.workers} worker(s)"
     )
     result = ex.run(cfg, args.out, progress=not args.no_progress)
-    print(ex.format_table(result["results"]))
+    print(report.format_table(result["results"]))
     print(
         f"(mean over the last {cfg.last} epochs, then mean ± std over seeds; "
         "paper numbers are on its own scale)"
     )
     for f in result["findings"]:
-        print(ex.describe(f))
+        print(report.describe(f))
     print(f"wrote {os.path.join(args.out, 'results.json')}, translation.png, errors_by_epoch.png")
     return 0
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from pyro_groups.cli import build_parser, main
-from pyro_groups.experiments.exam_scores import PAPER
+from pyro_groups.experiments.exam_scores_report import PAPER
 
 ROWS = [
     "cxvae", "mlvae", "gvae", "gvae-reg", "cxvae-u-average", "cxvae-u-product",

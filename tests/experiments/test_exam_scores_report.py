@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from pyro_groups.experiments.exam_scores import (
+from pyro_groups.experiments.exam_scores_report import (
     METRICS,
     PAPER,
     describe,
