@@ -56,7 +56,7 @@ from pyro_groups.experiments.environment import environment, summarize
 from pyro_groups.guides.paired import pair_guide
 from pyro_groups.models.paired import pair_model
 from pyro_groups.nn_conv import ConvDecoder, conv_body
-from pyro_groups.objectives.group_tc import GroupTCVAEPenalty
+from pyro_groups.adversary.group_tc import GroupTCVAEPenalty
 from pyro_groups.training import fit
 
 CONTENT = ("shape", "scale", "orientation")

@@ -5,30 +5,36 @@ Nothing here calls ``pyro.sample``; models and guides compose these blocks and t
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence, Union
 
 import torch
 from torch import nn
+
+
+Hidden = Union[int, Sequence[int]]
+Activation = Callable[[], nn.Module]
 
 
 class MLP(nn.Sequential):
     """A multilayer perceptron ``in_dim -> hidden... -> out_dim`` with an activation between layers.
 
     :param in_dim: input features.
-    :param hidden: widths of the hidden layers (may be empty: a single affine map).
+    :param hidden: widths of the hidden layers (may be empty: a single affine map; an int is one
+        hidden layer).
     :param out_dim: output features.
-    :param activation: activation module class placed after every hidden layer.
+    :param activation: zero-argument callable making the activation placed after every hidden
+        layer (a module class such as ``nn.ReLU``, or ``partial(nn.LeakyReLU, 0.2)``).
     """
 
     def __init__(
         self,
         in_dim: int,
-        hidden: Sequence[int],
+        hidden: Hidden,
         out_dim: int,
-        activation: type[nn.Module] = nn.ReLU,
+        activation: Activation = nn.ReLU,
     ) -> None:
         layers: list[nn.Module] = []
-        widths = [in_dim, *hidden]
+        widths = [in_dim, *([hidden] if isinstance(hidden, int) else hidden)]
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(a, b), activation()]
         layers.append(nn.Linear(widths[-1], out_dim))

@@ -1,6 +1,6 @@
 r"""A post-hoc probe of the group information left in the instance codes.
 
-The penalties of :mod:`~pyro_groups.objectives.mi_penalty` estimate a mutual information *during*
+The penalties of :mod:`~pyro_groups.adversary.mi_penalty` estimate a mutual information *during*
 training, with a critic that plays against the encoder. :func:`mi_probe` measures the same
 quantity *after* training, for any trained guide, whether or not it was trained with a penalty:
 a fresh critic is trained to maximise the Donsker-Varadhan bound on one half of the groups, with
@@ -29,7 +29,7 @@ from pyro import poutine
 
 from pyro_groups.data.batch import GroupBatch
 from pyro_groups.data.dataset import GroupedData
-from pyro_groups.objectives.mi_penalty import MIPenalty, nemeth_penalty, set_penalty
+from pyro_groups.adversary.mi_penalty import MIPenalty, nemeth_penalty, set_penalty
 
 __all__ = ["mi_probe"]
 

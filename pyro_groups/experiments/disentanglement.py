@@ -39,7 +39,7 @@ from pyro_groups.objectives.annealed_vae import AnnealedVAELoss
 from pyro_groups.objectives.beta_tcvae import BetaTCVAELoss
 from pyro_groups.objectives.beta_vae import BetaVAELoss
 from pyro_groups.objectives.dip_vae import DIPVAELoss
-from pyro_groups.objectives.factor_vae import FactorVAEPenalty
+from pyro_groups.adversary.factor_vae import FactorVAEPenalty
 from pyro_groups.training.fit import fit
 
 MODELS = (

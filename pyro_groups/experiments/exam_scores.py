@@ -28,7 +28,7 @@ from pyro_groups.experiments.exam_scores_report import EXTRA_METRICS, METRICS, P
 from pyro_groups.guides.group_guide import make_guide
 from pyro_groups.models.decoders import ExamScoresDecoder
 from pyro_groups.models.group_vae import GroupVAE
-from pyro_groups.objectives.mi_penalty import nemeth_penalty, set_penalty
+from pyro_groups.adversary.mi_penalty import nemeth_penalty, set_penalty
 from pyro_groups.training.fit import fit
 
 

@@ -9,7 +9,7 @@ Sec. 3) infers the content code of each member of a pair *separately*,
     \mathcal{N}\big(v_k;\, \mu_v(x_k), \operatorname{diag}\sigma_v^2(x_k)\big),
 
 and ties the members by :math:`\gamma\,\mathrm{KL}(q(u_1 \mid x_1) \,\|\, q(u_2 \mid x_2))` in the
-objective (:mod:`pyro_groups.objectives.group_tc`) instead of averaging them, which the paper
+objective (:mod:`pyro_groups.adversary.group_tc`) instead of averaging them, which the paper
 argues is biased and sensitive to the number of observations per group. The baselines of its
 Eq. (1) combine the members' normals into one group posterior: the average of means and variances
 (GVAE, Hosoya 2019) or the product of normals (ML-VAE, Bouchacourt et al. 2018); they are
@@ -119,7 +119,7 @@ def pair_guide(
 
     - ``"group_tcvae"``: :class:`PairedGuide` with per-member group posteriors (use with
       :class:`~pyro_groups.models.paired.PairedVAE` and
-      :class:`~pyro_groups.objectives.group_tc.GroupTCVAEPenalty`);
+      :class:`~pyro_groups.adversary.group_tc.GroupTCVAEPenalty`);
     - ``"gvae"``: ``make_guide(group="average")`` (Hosoya 2019), with
       :class:`~pyro_groups.models.GroupVAE`;
     - ``"mlvae"``: ``make_guide(group="product")`` (Bouchacourt et al. 2018), with ``GroupVAE``.

@@ -6,7 +6,7 @@ codes :math:`z = (z_c, z_{\setminus c})` and :math:`z' = (z_{c'}, z_{\setminus c
 code is *not* one shared variable (as in GVAE / ML-VAE, :class:`~pyro_groups.models.GroupVAE`),
 each member has its own, and the objective ties them with
 :math:`\gamma\,\mathrm{KL}(q(z_c \mid x) \,\|\, q(z_{c'} \mid x'))`
-(:mod:`pyro_groups.objectives.group_tc`). Each member's ELBO in the paper's Eq. (3) is that of a
+(:mod:`pyro_groups.adversary.group_tc`). Each member's ELBO in the paper's Eq. (3) is that of a
 VAE with prior :math:`p(z) = \mathcal{N}(0, I)` on the whole code. In this package's names
 (:math:`u = z_c`, :math:`v = z_{\setminus c}`), for group :math:`i` with members
 :math:`k = 1..K_i` (:math:`K_i = 2` for pairs, any :math:`K` works):

@@ -1,7 +1,9 @@
-"""Training: the ``fit()`` SVI loop, checkpoints and per-epoch history."""
+"""Training: the ``fit()`` SVI loop, its guarded step, checkpoints and per-epoch history."""
+from pyro_groups.errors import TrainingDivergedError
 from pyro_groups.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from pyro_groups.training.fit import LOSSES, TrainingDivergedError, fit, make_elbo, resolve_device
+from pyro_groups.training.fit import LOSSES, fit, make_elbo, make_optimizer, resolve_device
 from pyro_groups.training.history import History
+from pyro_groups.training.step import train_step
 
 __all__ = [
     "LOSSES",
@@ -11,6 +13,8 @@ __all__ = [
     "fit",
     "load_checkpoint",
     "make_elbo",
+    "make_optimizer",
     "resolve_device",
     "save_checkpoint",
+    "train_step",
 ]

@@ -1,30 +1,34 @@
 """``fit()``: stochastic variational inference for a model/guide pair, with optional penalties.
 
-The step is Pyro's SVI step written out so that a non-finite loss or gradient is caught *before*
-the optimiser touches the parameters: training stops with :class:`TrainingDivergedError` and the
-model, guide and checkpoint keep the last good state.
+Each step is :func:`~pyro_groups.training.step.train_step`: one guide pass shared by the ELBO and
+the penalties, a NaN guard before the update, then the adversaries' updates. Between epochs the
+run is checkpointed atomically (:mod:`~pyro_groups.training.state`), so that ``resume=True``
+continues exactly where it stopped.
 """
 from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import pyro
 import torch
 from pyro.infer import ELBO, JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
-from torch import nn
+from pyro.infer.autoguide import AutoGuide
+from pyro.optim import PyroOptim
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from pyro_groups.data.batch import GroupBatch
+from pyro_groups.adversary.penalized import PenalizedLoss
 from pyro_groups.data.dataset import GroupedData
-from pyro_groups.training.checkpoint import (
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from pyro_groups.errors import TrainingDivergedError
+from pyro_groups.training.checkpoint import load_checkpoint, save_checkpoint
 from pyro_groups.training.history import History
+from pyro_groups.training.state import restore, run_identity, run_state
+from pyro_groups.training.step import LossFn, train_step, unique_params
+
+__all__ = ["LOSSES", "TrainingDivergedError", "fit", "make_elbo", "make_optimizer",
+           "resolve_device"]
 
 LOSSES: dict[str, type[ELBO]] = {
     "trace": Trace_ELBO,
@@ -32,23 +36,22 @@ LOSSES: dict[str, type[ELBO]] = {
     "jit": JitTrace_ELBO,
 }
 
-
-class TrainingDivergedError(RuntimeError):
-    """The loss or a gradient became NaN/inf; parameters hold the last good state."""
+OptimizerArg = Callable[[list[nn.Parameter]], torch.optim.Optimizer] | PyroOptim
 
 
 def resolve_device(device: Optional[str | torch.device]) -> torch.device:
-    """``torch.device(device)``, or CPU when ``None``; asking for an absent CUDA device is an
-    error."""
-    dev = torch.device(device if device is not None else "cpu")
+    """``torch.device(device)``, or CPU when ``None``; an unknown or absent device is an error."""
+    try:
+        dev = torch.device(device if device is not None else "cpu")
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(
             f"device {device!r} was asked for but CUDA is not available on this machine"
         )
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r} cannot train; use 'cpu' or 'cuda'")
     return dev
-
-
-LossFn = Callable[..., torch.Tensor]
 
 
 def make_elbo(loss: str | ELBO | LossFn, num_particles: int = 1) -> ELBO | LossFn:
@@ -65,27 +68,44 @@ def make_elbo(loss: str | ELBO | LossFn, num_particles: int = 1) -> ELBO | LossF
     return LOSSES[loss](**kwargs)
 
 
-def _unique_params(modules: Iterable[nn.Module]) -> list[nn.Parameter]:
-    seen: dict[int, nn.Parameter] = {}
-    for m in modules:
-        for p in m.parameters():
-            seen.setdefault(id(p), p)
-    return list(seen.values())
+def make_optimizer(
+    optimizer: Optional[OptimizerArg], params: list[nn.Parameter], lr: float
+) -> torch.optim.Optimizer:
+    """``torch.optim.Adam(params, lr)`` by default; a factory ``params -> torch optimizer``; or a
+    Pyro optimiser (``pyro.optim.Adam({"lr": ...})``), whose torch class and arguments are used."""
+    if optimizer is None:
+        return torch.optim.Adam(params, lr=lr)
+    if isinstance(optimizer, PyroOptim):
+        args = optimizer.pt_optim_args
+        if callable(args):
+            raise TypeError(
+                "fit takes a Pyro optimiser with fixed arguments (pyro.optim.Adam({'lr': 1e-3})); "
+                "per-parameter argument functions need a plain SVI loop, or pass a factory "
+                "`lambda params: torch.optim.Adam(params, lr=...)`"
+            )
+        return optimizer.pt_optim_constructor(params, **args)
+    if isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            "optimizer must build the optimiser from the parameters fit collects: pass a factory "
+            "such as `lambda params: torch.optim.Adam(params, lr=1e-3)` or a Pyro optimiser, not "
+            "an optimiser instance"
+        )
+    if not callable(optimizer):
+        raise TypeError(f"optimizer must be a factory or a Pyro optimiser, got {optimizer!r}")
+    return optimizer(params)
 
 
-def _state(
-    model, guide, optimizer, penalties, epoch, history, generator, loss=None
-) -> dict[str, Any]:
-    return {
-        "model": model.state_dict(),
-        "guide": guide.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "penalties": [p.state_dict() for p in penalties],
-        "loss": loss.state_dict() if isinstance(loss, nn.Module) else None,
-        "epoch": epoch,
-        "history": history.to_list(),
-        "rng": rng_state(generator),
-    }
+def _check_args(epochs: int, batch_size: int, lr: float, num_particles: int,
+                clip_norm: Optional[float]) -> None:
+    for name, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 1),
+                             ("num_particles", num_particles, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if not (isinstance(lr, (int, float)) and lr > 0 and lr == lr and lr != float("inf")):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if clip_norm is not None and not (isinstance(clip_norm, (int, float)) and clip_norm > 0
+                                      and clip_norm != float("inf")):
+        raise ValueError(f"clip_norm must be a positive finite number or None, got {clip_norm!r}")
 
 
 def fit(
@@ -96,7 +116,7 @@ def fit(
     epochs: int = 10,
     batch_size: int = 256,
     lr: float = 1e-3,
-    optimizer: Optional[Callable[[list[nn.Parameter]], torch.optim.Optimizer]] = None,
+    optimizer: Optional[OptimizerArg] = None,
     loss: str | ELBO | LossFn = "trace",
     num_particles: int = 1,
     penalties: Sequence[nn.Module] = (),
@@ -110,29 +130,35 @@ def fit(
 ) -> History:
     """Train ``guide`` and ``model`` by SVI on minibatches of groups.
 
-    Each step minimises ``-ELBO(batch) * N / G`` plus each penalty's value; a penalty that has a
-    ``critic_step(model, guide, batch, num_groups=N)`` method gets that call first (its critic on
-    its own optimiser).
+    Each step minimises ``-ELBO(batch) * N / G`` plus each penalty's value, from one guide pass
+    (:class:`~pyro_groups.adversary.penalized.PenalizedLoss`); the penalties' adversaries then
+    take their steps on the same codes, detached, on their own optimisers.
 
     :param loss: ``"trace"`` (``Trace_ELBO``, default), ``"meanfield"`` (``TraceMeanField_ELBO``:
         analytic KL where available), ``"jit"`` (``JitTrace_ELBO``; batches are then padded to a
-        fixed shape), any Pyro ``ELBO`` with ``differentiable_loss``, or a callable
-        ``loss(model, guide, x, mask, num_groups=N)`` returning a differentiable loss (the custom
-        objectives of :mod:`pyro_groups.objectives`; the same callable works in ``pyro.infer.SVI``).
-    :param optimizer: a factory ``params -> torch.optim.Optimizer`` (default ``Adam(lr)``).
+        fixed shape), any Pyro ``ELBO`` with ``differentiable_loss`` (``TraceEnum_ELBO`` for models
+        with enumerated discrete sites), or a callable ``loss(model, guide, x, mask, num_groups=N)``
+        returning a differentiable loss (the objectives of :mod:`pyro_groups.objectives`; the
+        same callable works in ``pyro.infer.SVI``).
+    :param optimizer: a factory ``params -> torch.optim.Optimizer`` or a Pyro optimiser such as
+        ``pyro.optim.Adam({"lr": 1e-3})`` (default ``torch.optim.Adam(params, lr)``).
     :param seed: seeds torch, numpy, Python and the minibatch order; ``None`` leaves them alone.
-    :param device: ``"cpu"``, ``"cuda"``, ...; model, guide and penalties are moved there and each
-        batch is moved on the fly.
+        The initial weights were drawn when the modules were built: seed before building them
+        (``pyro.set_rng_seed``) for a run that is reproducible from scratch.
+    :param device: ``"cpu"``, ``"cuda"``, ...; model, guide, penalties and data are moved there.
     :param checkpoint: a path written atomically after every epoch; with ``resume=True`` an
-        existing checkpoint there is loaded and training continues exactly where it stopped (a loss
-        that is an ``nn.Module``, e.g. AnnealedVAE's capacity schedule, is checkpointed too).
+        existing checkpoint there is loaded and training continues exactly where it stopped. It
+        must be of the same model, guide, data, penalties and loss (else ``CheckpointError``); a
+        new ``lr`` replaces the saved one, with a warning.
     :param callback: ``callback(epoch, model, guide) -> dict`` of extra per-epoch metrics.
     :returns: the per-epoch :class:`History` (``loss`` is the negative ELBO per group).
     :raises TrainingDivergedError: on a NaN/inf loss or gradient (parameters left untouched).
     """
+    _check_args(epochs, batch_size, lr, num_particles, clip_norm)
     dev = resolve_device(device)
     if len(data) == 0:
         raise ValueError("cannot fit on an empty data set")
+    data = data.to(dev)
     for m in (model, guide, *penalties):
         m.to(dev)
     generator = torch.Generator()
@@ -140,112 +166,66 @@ def fit(
         pyro.set_rng_seed(seed)
         generator.manual_seed(seed)
     elbo = make_elbo(loss, num_particles)
-    fixed_shape = isinstance(elbo, JitTrace_ELBO)
-    params = _unique_params([model, guide])
-    opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
-    history = History()
-    start = 0
+    objective = PenalizedLoss(elbo, penalties) if penalties else elbo
+    fixed_shape = isinstance(elbo, JitTrace_ELBO) or isinstance(guide, AutoGuide)
+    params = unique_params([model, guide])
+    opt = make_optimizer(optimizer, params, lr)
+    identity = run_identity(data, penalties, elbo)
+    history, start = History(), 0
     if resume and checkpoint is not None and os.path.exists(checkpoint):
-        state = load_checkpoint(checkpoint, map_location=dev)
-        model.load_state_dict(state["model"])
-        guide.load_state_dict(state["guide"])
-        opt.load_state_dict(state["optimizer"])
-        for p, s in zip(penalties, state["penalties"]):
-            p.load_state_dict(s)
-        if isinstance(elbo, nn.Module) and state.get("loss") is not None:
-            elbo.load_state_dict(state["loss"])
-        history = History(state["history"])
-        start = state["epoch"] + 1
-        set_rng_state(state["rng"], generator)
-
+        start, history = restore(
+            load_checkpoint(checkpoint, map_location=dev), str(checkpoint), model, guide, opt,
+            elbo, penalties=penalties, generator=generator, identity=identity,
+            lr=lr if optimizer is None else None,
+        )
     n = len(data)
-    if fixed_shape and start < epochs:
-        # Compiling runs the model and guide three times; do it on a forked RNG so that a resumed
-        # run draws the same random numbers as an uninterrupted one.
-        first = next(data.batches(batch_size, shuffle=False, fixed_shape=True)).to(dev)
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            elbo.differentiable_loss(model, guide, first.x, first.mask, num_groups=n)
+    if isinstance(elbo, JitTrace_ELBO) and start < epochs:
+        _compile(elbo, model, guide, data, batch_size, n, dev)
     bar = tqdm(range(start, epochs), disable=not progress, desc="fit", unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
-        totals: dict[str, float] = {}
+        totals: dict[str, Tensor | float] = {}
         steps = 0
         for batch in data.batches(batch_size, generator=generator, fixed_shape=fixed_shape):
-            batch = batch.to(dev)
-            record = _step(
-                model, guide, elbo, penalties, opt, params, batch, n, clip_norm, epoch, steps
+            record = train_step(
+                objective, model, guide, opt, params, batch, num_groups=n, clip_norm=clip_norm,
+                where=f"epoch {epoch}, step {steps}", **_plate_kwargs(guide, batch),
             )
             for k, v in record.items():
-                totals[k] = totals.get(k, 0.0) + v
+                v = v.detach().double() if isinstance(v, Tensor) else float(v)
+                totals[k] = totals[k] + v if k in totals else v
             steps += 1
-        row: dict[str, Any] = {"epoch": epoch, **{k: v / steps for k, v in totals.items()}}
+        row: dict[str, Any] = {"epoch": epoch, **_epoch_means(totals, steps, n)}
         row["seconds"] = time.perf_counter() - t0
         if callback is not None:
             row.update(callback(epoch, model, guide))
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4g}")
         if checkpoint is not None:
-            save_checkpoint(
-                checkpoint, _state(model, guide, opt, penalties, epoch, history, generator, elbo)
-            )
+            save_checkpoint(checkpoint, run_state(
+                model, guide, opt, elbo, penalties=penalties, epoch=epoch, history=history,
+                generator=generator, identity=identity,
+            ))
     return history
 
 
-def _step(
-    model: nn.Module,
-    guide: nn.Module,
-    elbo: ELBO | LossFn,
-    penalties: Sequence[nn.Module],
-    opt: torch.optim.Optimizer,
-    params: list[nn.Parameter],
-    batch: GroupBatch,
-    n: int,
-    clip_norm: Optional[float],
-    epoch: int,
-    step: int,
-) -> dict[str, float]:
-    record: dict[str, float] = {}
-    for pen in penalties:
-        critic_step = getattr(pen, "critic_step", None)
-        if critic_step is not None:
-            record.update(critic_step(model, guide, batch, num_groups=n) or {})
-    loss_fn = elbo.differentiable_loss if isinstance(elbo, ELBO) else elbo
-    where = f"epoch {epoch}, step {step}"
-    try:
-        neg_elbo = loss_fn(model, guide, batch.x, batch.mask, num_groups=n)
-    except ValueError as e:
-        if "invalid values" not in str(e):
-            raise
-        raise TrainingDivergedError(
-            f"a distribution got NaN/inf parameters at {where}; the update was not applied, so "
-            "the model and guide keep the last good parameters. Try a smaller learning rate or "
-            f"clip_norm. ({str(e).splitlines()[0]})"
-        ) from e
-    total = neg_elbo
-    for i, pen in enumerate(penalties):
-        value = pen(model, guide, batch, num_groups=n)
-        record[f"penalty_{i}"] = float(value.detach()) / n
-        total = total + value
-    if not torch.isfinite(total):
-        value = float(total.detach())
-        raise TrainingDivergedError(
-            f"non-finite loss ({value}) at {where}; the update was not applied, so the "
-            "model and guide keep the last good parameters (and the last checkpoint is intact). "
-            "Try a smaller learning rate or clip_norm."
-        )
-    opt.zero_grad(set_to_none=True)
-    total.backward()
-    bad = [
-        i for i, p in enumerate(params) if p.grad is not None and not torch.isfinite(p.grad).all()
-    ]
-    if bad:
-        opt.zero_grad(set_to_none=True)
-        raise TrainingDivergedError(
-            f"non-finite gradient in {len(bad)} parameter tensor(s) at {where}; the update was not "
-            "applied, so the model and guide keep the last good parameters."
-        )
-    if clip_norm is not None:
-        torch.nn.utils.clip_grad_norm_(params, clip_norm)
-    opt.step()
-    record["loss"] = float(neg_elbo.detach()) / n
-    return record
+def _plate_kwargs(guide: nn.Module, batch: Any) -> dict[str, Any]:
+    """An autoguide keeps local parameters per group: it needs the batch's group indices."""
+    if isinstance(guide, AutoGuide) and batch.index is not None:
+        return {"group_index": batch.index}
+    return {}
+
+
+def _epoch_means(totals: dict[str, Tensor | float], steps: int, n: int) -> dict[str, float]:
+    """Per-step means (read once per epoch); the loss and penalties per group."""
+    per_group = {k for k in totals if k == "loss" or k.startswith("penalty_")}
+    return {k: float(v) / steps / (n if k in per_group else 1) for k, v in totals.items()}
+
+
+def _compile(elbo: ELBO, model: nn.Module, guide: nn.Module, data: GroupedData, batch_size: int,
+             n: int, dev: torch.device) -> None:
+    """Compile a JIT ELBO on a forked RNG, so that a resumed run draws the same random numbers as
+    an uninterrupted one (compiling runs the model and guide three times)."""
+    first = next(data.batches(batch_size, shuffle=False, fixed_shape=True))
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        elbo.differentiable_loss(model, guide, first.x, first.mask, num_groups=n)

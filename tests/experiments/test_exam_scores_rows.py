@@ -8,8 +8,8 @@ import pytest
 
 from pyro_groups.experiments.exam_scores import PAPER, PENALTIES, ROWS, Config, build
 from pyro_groups.guides.encoders import DeepSetsGroupEncoder, PerObservationGroupEncoder
-from pyro_groups.objectives.critics import PairCritic, SetCritic
-from pyro_groups.objectives.mi_penalty import MIPenalty
+from pyro_groups.adversary.critics import PairCritic, SetCritic
+from pyro_groups.adversary.mi_penalty import MIPenalty
 
 # row -> (group encoder, conditional instance encoder?, critic type or None)
 EXPECTED = {

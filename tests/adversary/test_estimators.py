@@ -1,4 +1,4 @@
-"""Known-answer tests for the mutual-information bounds of ``pyro_groups.objectives.estimators``.
+"""Known-answer tests for the mutual-information bounds of ``pyro_groups.adversary.estimators``.
 
 Correlated Gaussians ``y = rho x + sqrt(1 - rho^2) e`` in ``d`` dimensions have
 ``I(x; y) = -d/2 log(1 - rho^2)`` and the optimal critic ``log p(x, y) / (p(x) p(y))`` in closed
@@ -12,8 +12,8 @@ import math
 import pytest
 import torch
 
-from pyro_groups.objectives.critics import PairCritic
-from pyro_groups.objectives.estimators import (
+from pyro_groups.adversary.critics import PairCritic
+from pyro_groups.adversary.estimators import (
     dv_bound,
     infonce_bound,
     mine_bound,

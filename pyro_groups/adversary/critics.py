@@ -12,7 +12,7 @@ Two forms, both scoring the same grid of anchors :math:`(i, k)` of a padded batc
 Only groups with at least two valid observations have a non-empty :math:`\mathbf{x}_{-k}` (or
 another member :math:`l \ne k`); the others are left out of both expectations and counted in
 ``num_excluded_groups`` so the caller can warn. Padded slots never enter a pair. Feed the
-returned scores to :mod:`pyro_groups.objectives.estimators` with ``mask`` for both arguments.
+returned scores to :mod:`pyro_groups.adversary.estimators` with ``mask`` for both arguments.
 
 Marginal pairs follow the papers' recipe "choose two groups :math:`i \ne j`, an instance
 :math:`k` in :math:`i` and :math:`l` in :math:`j`" exactly as follows: every eligible anchor
@@ -27,10 +27,13 @@ A critic step, on detached codes::
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor, nn
+
+from pyro_groups.data.batch import zero_padding
+from pyro_groups.nn import MLP, Activation, Hidden
 
 __all__ = [
     "CriticScores",
@@ -39,27 +42,6 @@ __all__ = [
     "SetCritic",
     "sample_pairs",
 ]
-
-Hidden = Union[int, Sequence[int]]
-Activation = Callable[[], nn.Module]
-
-
-class _MLP(nn.Sequential):
-    """``in_dim -> hidden... -> out_dim`` with ``activation`` after every hidden layer."""
-
-    def __init__(
-        self,
-        in_dim: int,
-        hidden: Hidden,
-        out_dim: int,
-        activation: Activation = nn.ReLU,
-    ) -> None:
-        widths = [in_dim, *([hidden] if isinstance(hidden, int) else hidden)]
-        layers: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(a, b), activation()]
-        layers.append(nn.Linear(widths[-1], out_dim))
-        super().__init__(*layers)
 
 
 class PairIndices(NamedTuple):
@@ -157,10 +139,6 @@ def _arange_like(mask: Tensor) -> Tensor:
     return torch.arange(K, device=mask.device)[None, :].expand(G, K)
 
 
-def _zero_padding(x: Tensor, mask: Tensor) -> Tensor:
-    return torch.where(mask[..., None], x, torch.zeros_like(x))
-
-
 class PairCritic(nn.Module):
     r"""One-observation critic :math:`T(x, v)` (Németh 2020; CxVAE paper, Sec. 2.3, eq. 2).
 
@@ -177,7 +155,7 @@ class PairCritic(nn.Module):
     ) -> None:
         super().__init__()
         self.x_dim, self.v_dim = x_dim, v_dim
-        self.net = _MLP(x_dim + v_dim, hidden, 1, activation)
+        self.net = MLP(x_dim + v_dim, hidden, 1, activation)
 
     def forward(self, x: Tensor, v: Tensor) -> Tensor:
         """Scores ``T(x, v)`` of ``x`` ``[..., x_dim]`` and ``v`` ``[..., v_dim]``, broadcast."""
@@ -189,7 +167,7 @@ class PairCritic(nn.Module):
     def score_matrix(self, x: Tensor, v: Tensor) -> Tensor:
         """All pairs ``S[i, j] = T(x_i, v_j)`` of ``x`` ``[B, x_dim]``, ``v`` ``[B, v_dim]``.
 
-        The input of :func:`~pyro_groups.objectives.estimators.infonce_bound`. Costs ``B**2``
+        The input of :func:`~pyro_groups.adversary.estimators.infonce_bound`. Costs ``B**2``
         critic evaluations.
         """
         return self(x[:, None, :], v[None, :, :])
@@ -207,8 +185,8 @@ class PairCritic(nn.Module):
         :return: :class:`CriticScores`; entries outside ``mask`` are zero.
         """
         idx = sample_pairs(mask, generator)
-        x = _zero_padding(x, mask)
-        v = _zero_padding(v, mask)
+        x = zero_padding(x, mask)
+        v = zero_padding(v, mask)
         own = torch.arange(mask.shape[0], device=mask.device)[:, None].expand_as(mask)
         joint = self(x, v[own, idx.joint_slot])
         marginal = self(x, v[idx.marginal_group, idx.marginal_slot])
@@ -255,8 +233,8 @@ class SetCritic(nn.Module):
         widths = [hidden] if isinstance(hidden, int) else list(hidden)
         feature_dim = feature_dim if feature_dim is not None else widths[-1]
         self.x_dim, self.v_dim, self.normalise = x_dim, v_dim, normalise
-        self.t_alpha = _MLP(x_dim, widths, feature_dim, activation)
-        self.t_beta = _MLP(v_dim + feature_dim, widths, 1, activation)
+        self.t_alpha = MLP(x_dim, widths, feature_dim, activation)
+        self.t_beta = MLP(v_dim + feature_dim, widths, 1, activation)
 
     def pooled(self, x: Tensor, mask: Tensor) -> Tensor:
         r"""Leave-one-out pooled features :math:`\frac{1}{K_i}\sum_{l \ne k} T^\alpha(x_{il})`.
@@ -266,7 +244,7 @@ class SetCritic(nn.Module):
         :return: ``[G, K, feature_dim]``, zero at padded slots.
         """
         m = mask[..., None]
-        h = self.t_alpha(_zero_padding(x, mask))
+        h = self.t_alpha(zero_padding(x, mask))
         h = torch.where(m, h, torch.zeros_like(h))
         loo = h.sum(1, keepdim=True) - h
         counts = mask.sum(1).to(h.dtype)[:, None, None]
@@ -294,7 +272,7 @@ class SetCritic(nn.Module):
         """
         idx = sample_pairs(mask, generator)
         pooled = self.pooled(x, mask)
-        v = _zero_padding(v, mask)
+        v = zero_padding(v, mask)
         joint = self.score(v, pooled)
         marginal = self.score(v[idx.marginal_group, idx.marginal_slot], pooled)
         zero = torch.zeros_like(joint)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pyro_groups.objectives.critics import PairCritic, SetCritic, sample_pairs
+from pyro_groups.adversary.critics import PairCritic, SetCritic, sample_pairs
 
 X_DIM, V_DIM = 3, 2
 COUNTS = [4, 1, 3, 0, 2, 5]

@@ -1,4 +1,4 @@
-"""Known-answer tests for the total-correlation discriminator of ``pyro_groups.objectives.tc``.
+"""Known-answer tests for the total-correlation discriminator of ``pyro_groups.adversary.tc``.
 
 For Gaussian codes ``z ~ N(0, Sigma)`` and blocks ``B_1..B_m`` of dimensions,
 ``TC = 1/2 (sum_b log det Sigma_{B_b} - log det Sigma)``; with singleton blocks this is
@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from pyro_groups.objectives.tc import (
+from pyro_groups.adversary.tc import (
     TCDiscriminator,
     discriminator_loss,
     permute_dims,

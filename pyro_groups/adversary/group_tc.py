@@ -16,8 +16,8 @@ returns the rest, negated, as the differentiable term ``fit(..., penalties=[pen]
 
 * :math:`\mathrm{TC}(u, v) = \mathrm{KL}(q(u, v) \,\|\, \bar q(u, v))` of the aggregate posterior of
   one member's code, estimated by a density-ratio discriminator
-  (:mod:`pyro_groups.objectives.tc`, Kim & Mnih 2018) at one of three factorisations
-  (:func:`~pyro_groups.objectives.tc.tc_blocks`): ``"inter"``
+  (:mod:`pyro_groups.adversary.tc`, Kim & Mnih 2018) at one of three factorisations
+  (:func:`~pyro_groups.adversary.tc.tc_blocks`): ``"inter"``
   :math:`\bar q = q(u)\, q(v)`, ``"inter_intra"`` :math:`\bar q = q(u) \prod_j q(v_j)`, ``"full"``
   :math:`\bar q = \prod_d q(z_d)` (FactorVAE);
 * :math:`\mathrm{KL}_{\mathrm{pair}}` (:func:`pair_kl`), analytic for normal posteriors.
@@ -34,9 +34,9 @@ Choices where the paper is vague or inconsistent:
   the other members, so each member still contributes one KL per direction (see :func:`pair_kl`).
 - One discriminator serves both members: the codes of all valid members of the batch are pooled
   and permuted together (both are draws of the same aggregate posterior). As in
-  :class:`~pyro_groups.objectives.factor_vae.FactorVAEPenalty` (whose discriminator, optimizer,
+  :class:`~pyro_groups.adversary.factor_vae.FactorVAEPenalty` (whose discriminator, optimizer,
   ``critic_step`` and checkpointing this module inherits), the permuted codes come from the same
-  minibatch and the discriminator takes one step before each VAE step.
+  minibatch and the discriminator takes one step per VAE step, on the same codes.
 - Scale: ELBO, TC and KL are per observation / per pair in the paper; on the data-set scale of
   Pyro's ELBO the TC is multiplied by the estimated number of observations and the KL by
   :math:`N / G` (see :func:`~pyro_groups.objectives.elbo_terms.observation_scale`).
@@ -57,8 +57,8 @@ In a plain SVI loop (``PenalizedLoss`` adds the penalty to any ELBO):
     model, guide = PairedVAE(decoder), pair_guide("group_tcvae", ...)
     svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-4}), loss)
     for batch in pairs.batches(32):
-        pen.critic_step(model, guide, batch, num_groups=len(pairs))   # the discriminator's step
-        svi.step(batch.x, batch.mask, num_groups=len(pairs))          # the VAE's step
+        svi.step(batch.x, batch.mask, num_groups=len(pairs))  # the VAE's step (one guide pass)
+        loss.step_critics()                                   # the discriminator's, same codes
 
 Reference: L. Tran, S. Asgari Taghanaki, A. H. Khasahmadi, A. Sanghi, "Weakly-supervised group
 disentanglement using total correlation" (Autodesk AI Lab), Sec. 3, Eq. (2)-(3).
@@ -68,15 +68,15 @@ from __future__ import annotations
 from typing import Callable, Optional, Sequence
 
 import torch
-from pyro import poutine
 from pyro.poutine import Trace
 from torch import Tensor
 
 from pyro_groups.data.batch import GroupBatch
-from pyro_groups.objectives.adversary import Penalty
+from pyro_groups.adversary.base import Penalty
+from pyro_groups.adversary.base import guide_trace as _guide_trace
 from pyro_groups.objectives.elbo_terms import _normal_params, observation_scale, posterior_codes
-from pyro_groups.objectives.factor_vae import FactorVAEPenalty
-from pyro_groups.objectives.tc import tc_blocks
+from pyro_groups.adversary.factor_vae import FactorVAEPenalty
+from pyro_groups.adversary.tc import tc_blocks
 
 __all__ = ["GroupTCVAEPenalty", "PairKLPenalty", "normal_kl", "pair_kl", "site_normal"]
 
@@ -157,8 +157,9 @@ class PairKLPenalty(Penalty):
         batch: GroupBatch,
         *,
         num_groups: Optional[int] = None,
+        guide_trace: Optional[Trace] = None,
     ) -> Tensor:
-        trace = poutine.trace(guide).get_trace(batch.x, batch.mask, num_groups=num_groups)
+        trace = _guide_trace(guide, batch, num_groups, guide_trace)
         loc, scale = site_normal(trace, batch.mask, self.site)
         kl = pair_kl(loc, scale, batch.mask, symmetric=self.symmetric).sum()
         return self.gamma * _pair_scale(batch.mask, num_groups) * kl
@@ -172,7 +173,7 @@ class GroupTCVAEPenalty(FactorVAEPenalty):
         + \gamma\, \frac{N}{G} \sum_{g=1}^{G} \mathrm{KL}_{\mathrm{pair}, g},
 
     with its own TC discriminator, optimizer and ``critic_step`` (inherited from
-    :class:`~pyro_groups.objectives.factor_vae.FactorVAEPenalty`; never in the VAE's optimizer,
+    :class:`~pyro_groups.adversary.factor_vae.FactorVAEPenalty`; never in the VAE's optimizer,
     saved in ``state_dict`` with its optimizer, so ``fit`` checkpoints and resumes it).
 
     :param u_dim: group code size.
@@ -215,11 +216,16 @@ class GroupTCVAEPenalty(FactorVAEPenalty):
                 f"level={self.level!r}, symmetric={self.symmetric}, sites={self.sites}")
 
     def terms(
-        self, guide: Callable, batch: GroupBatch, *, num_groups: Optional[int] = None
+        self,
+        guide: Callable,
+        batch: GroupBatch,
+        *,
+        num_groups: Optional[int] = None,
+        guide_trace: Optional[Trace] = None,
     ) -> dict[str, Tensor]:
         """Differentiable ``{"tc": mean TC estimate per observation, "pair_kl": [G] per group}``
-        from one trace of the guide."""
-        trace = poutine.trace(guide).get_trace(batch.x, batch.mask, num_groups=num_groups)
+        from one trace of the guide (``guide_trace``, or a fresh one)."""
+        trace = _guide_trace(guide, batch, num_groups, guide_trace)
         z = posterior_codes(trace, batch.mask, self.sites).z
         loc, scale = site_normal(trace, batch.mask, self.sites[0])
         kl = pair_kl(loc, scale, batch.mask, symmetric=self.symmetric)
@@ -232,8 +238,9 @@ class GroupTCVAEPenalty(FactorVAEPenalty):
         batch: GroupBatch,
         *,
         num_groups: Optional[int] = None,
+        guide_trace: Optional[Trace] = None,
     ) -> Tensor:
-        t = self.terms(guide, batch, num_groups=num_groups)
+        t = self.terms(guide, batch, num_groups=num_groups, guide_trace=guide_trace)
         n_obs = observation_scale(batch.mask, num_groups).to(t["tc"])
         return (self.beta * n_obs * t["tc"]
                 + self.gamma * _pair_scale(batch.mask, num_groups) * t["pair_kl"].sum())

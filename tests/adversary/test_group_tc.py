@@ -1,4 +1,4 @@
-"""Known-answer tests for group-tcVAE's penalty (``pyro_groups.objectives.group_tc``).
+"""Known-answer tests for group-tcVAE's penalty (``pyro_groups.adversary.group_tc``).
 
 - The pair KL against ``torch.distributions.kl_divergence`` and the hand formula.
 - TC at the three factorisation levels: a guide whose codes ``[u, v]`` are Gaussian with a known
@@ -25,8 +25,8 @@ from pyro_groups.models import MLPDecoder
 from pyro_groups.models.group_vae import group_plates
 from pyro_groups.models.paired import pair_model
 from pyro_groups.objectives.elbo_terms import observation_scale, posterior_codes
-from pyro_groups.objectives.group_tc import GroupTCVAEPenalty, PairKLPenalty, normal_kl, pair_kl
-from pyro_groups.objectives.tc import tc_blocks
+from pyro_groups.adversary.group_tc import GroupTCVAEPenalty, PairKLPenalty, normal_kl, pair_kl
+from pyro_groups.adversary.tc import tc_blocks
 from pyro_groups.training import fit, load_checkpoint
 
 # ---------------------------------------------------------------- the pair KL

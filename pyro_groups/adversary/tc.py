@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyro_groups.objectives.critics import Activation, Hidden, _MLP
-from pyro_groups.objectives.estimators import weighted_mean
+from pyro_groups.adversary.estimators import weighted_mean
+from pyro_groups.nn import MLP, Activation, Hidden
 
 __all__ = [
     "TC_LEVELS",
@@ -126,7 +126,7 @@ class TCDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         self.z_dim = z_dim
-        self.net = _MLP(z_dim, hidden, 1, activation)
+        self.net = MLP(z_dim, hidden, 1, activation)
 
     def forward(self, z: Tensor) -> Tensor:
         """Logits ``[...]`` of ``z`` ``[..., z_dim]``."""

@@ -12,7 +12,7 @@ from pyro_groups.data.batch import GroupBatch
 from pyro_groups.data.exam_scores import exam_scores
 from pyro_groups.guides import make_guide
 from pyro_groups.models import ExamScoresDecoder, GroupVAE
-from pyro_groups.objectives import (
+from pyro_groups.adversary import (
     AdversarialPenalty,
     FactorVAEPenalty,
     GroupTCVAEPenalty,

@@ -2,7 +2,7 @@ r"""The penalty protocol and the base of the adversarial penalties (MI critics, 
 
 A *penalty* is a module called as ``pen(model, guide, batch, num_groups=N)`` that returns a scalar
 added to the minimised loss (``fit(..., penalties=[pen])``, or
-:class:`~pyro_groups.objectives.penalized.PenalizedLoss` in a plain SVI loop). An *adversarial*
+:class:`~pyro_groups.adversary.penalized.PenalizedLoss` in a plain SVI loop). An *adversarial*
 penalty also owns a network (a critic or a discriminator) that plays against the VAE:
 
 .. math::
@@ -10,9 +10,9 @@ penalty also owns a network (a critic or a discriminator) that plays against the
     \psi \leftarrow \arg\max_\psi \hat I_\psi(\phi),
 
 with :math:`\psi` updated by :meth:`AdversarialPenalty.critic_step` on the penalty's *own*
-optimiser, before the VAE step, on codes drawn without gradients; in the VAE step
-(``forward``) the network is applied with *detached* parameters (:func:`detached_call`), so the
-VAE's optimiser neither holds nor moves :math:`\psi`. The optimiser's state travels in the
+optimiser, on *detached* codes; in the VAE step (``forward``) the network is applied with
+*detached* parameters (:func:`detached_call`), so the VAE's optimiser neither holds nor moves
+:math:`\psi`. The optimiser's state travels in the
 module's ``state_dict`` (``get_extra_state``), so ``fit``'s checkpoints resume the game exactly.
 """
 from __future__ import annotations
@@ -24,14 +24,33 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from pyro_groups.data.batch import GroupBatch
+from pyro import poutine
+from pyro.poutine import Trace
 
-__all__ = ["AdversarialPenalty", "Penalty", "detached_call"]
+from pyro_groups.data.batch import GroupBatch
+from pyro_groups.errors import TrainingDivergedError
+
+__all__ = ["AdversarialPenalty", "Penalty", "detached_call", "guide_trace"]
+
+
+def guide_trace(
+    guide: Callable,
+    batch: GroupBatch,
+    num_groups: Optional[int] = None,
+    trace: Optional[Trace] = None,
+) -> Trace:
+    """``trace`` if given, else a fresh trace of ``guide(batch.x, batch.mask, num_groups=N)``
+    (reparameterised values, with gradients)."""
+    if trace is not None:
+        return trace
+    return poutine.trace(guide).get_trace(batch.x, batch.mask, num_groups=num_groups)
 
 
 class Penalty(nn.Module):
-    """Base of penalty modules: ``forward(model, guide, batch, *, num_groups=None) -> Tensor``
-    (a scalar on the ELBO's data-set scale) and ``critic_step`` (nothing to train by default)."""
+    """Base of penalty modules:
+    ``forward(model, guide, batch, *, num_groups=None, guide_trace=None) -> Tensor`` (a scalar on
+    the ELBO's data-set scale) and ``critic_step`` with the same arguments (nothing to train by
+    default), which returns records for the history as 0-d tensors (no host synchronisation)."""
 
     def critic_step(
         self,
@@ -40,8 +59,10 @@ class Penalty(nn.Module):
         batch: GroupBatch,
         *,
         num_groups: Optional[int] = None,
-    ) -> dict[str, float]:
-        """Train whatever the penalty owns on ``batch``; returns records for the history."""
+        guide_trace: Optional[Trace] = None,
+    ) -> dict[str, Tensor]:
+        """Train whatever the penalty owns on ``batch`` (codes detached from ``guide_trace``, or
+        from a fresh guide pass); returns records for the history."""
         return {}
 
     def forward(
@@ -51,6 +72,7 @@ class Penalty(nn.Module):
         batch: GroupBatch,
         *,
         num_groups: Optional[int] = None,
+        guide_trace: Optional[Trace] = None,
     ) -> Tensor:
         raise NotImplementedError
 
@@ -71,9 +93,22 @@ class AdversarialPenalty(Penalty):
         self.optimizer = torch.optim.Adam(network.parameters(), lr=lr, betas=betas)
 
     def update(self, loss: Tensor) -> None:
-        """One optimiser step of the adversary on ``loss``; leaves no gradients behind."""
+        """One optimiser step of the adversary on ``loss``; leaves no gradients behind.
+
+        :raises TrainingDivergedError: when the loss or a gradient is NaN/inf (the step is not
+            taken, so the adversary keeps its last good state).
+        """
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"]]
+        finite = torch.stack([torch.isfinite(loss).all()]
+                             + [torch.isfinite(g).all() for g in grads if g is not None]).all()
+        if not bool(finite):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDivergedError(
+                f"{type(self).__name__}: the adversary's loss or gradient is NaN/inf; its update "
+                "was not applied (it keeps its last good state). Try a smaller learning rate."
+            )
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 

@@ -2,26 +2,28 @@ r"""Mutual-information penalties between instance codes and groups (Németh 2020
 
 The instance code :math:`v` should carry no information about the group. Both penalties estimate a
 mutual information with a critic :math:`T` and a variational lower bound
-(:mod:`~pyro_groups.objectives.estimators`), and add it to the minimised loss:
+(:mod:`~pyro_groups.adversary.estimators`), and add it to the minimised loss:
 
 - :func:`nemeth_penalty` (one observation, CxVAE paper Sec. 2.3, eq. 2): :math:`I_r(x; v)` between
   an observation :math:`x_{ik}` and the code :math:`v_{il}` of *another* observation
-  :math:`l \ne k` of the same group (:class:`~pyro_groups.objectives.critics.PairCritic`);
+  :math:`l \ne k` of the same group (:class:`~pyro_groups.adversary.critics.PairCritic`);
 - :func:`set_penalty` (set-based, CxVAE Sec. 4, eq. 3): :math:`I_r(\mathbf{x}_{-k}; v_k)` between
   the rest of the group and the code of :math:`x_k`
-  (:class:`~pyro_groups.objectives.critics.SetCritic`).
+  (:class:`~pyro_groups.adversary.critics.SetCritic`).
 
 Joint pairs come from one group, marginal pairs take the code from another group
-(:func:`~pyro_groups.objectives.critics.sample_pairs`). :class:`MIPenalty` is a minimax game:
+(:func:`~pyro_groups.adversary.critics.sample_pairs`). :class:`MIPenalty` is a minimax game:
 
-- **critic step** (:meth:`MIPenalty.critic_step`, before each VAE step): ``critic_steps`` Adam
-  steps on the critic's own optimizer, *maximising* the bound on codes drawn once from the guide
-  without gradients (one draw of codes per call; the pairs are re-drawn at every inner step);
-- **VAE step** (:meth:`MIPenalty.forward`): codes drawn with gradients (reparameterised
-  :math:`u \sim q(u \mid \mathbf{x})`, :math:`v_k \sim q(v_k \mid x_k[, u])`, an extra guide
-  pass independent of the ELBO's draw), scored by the critic with *detached* parameters; the
+- **VAE step** (:meth:`MIPenalty.forward`): the codes of the ELBO's own guide pass
+  (``guide_trace``; reparameterised :math:`u \sim q(u \mid \mathbf{x})`,
+  :math:`v_k \sim q(v_k \mid x_k[, u])`), scored by the critic with *detached* parameters; the
   returned ``weight * N * bound`` is minimised by the VAE's optimizer, which never holds critic
-  parameters.
+  parameters;
+- **critic step** (:meth:`MIPenalty.critic_step`, after the VAE's update): ``critic_steps`` Adam
+  steps on the critic's own optimizer, *maximising* the bound on the same codes, detached (the
+  pairs are re-drawn at every inner step).
+
+Without ``guide_trace`` either method draws its own codes from the guide.
 
 Scaling: the bound is an average over anchors :math:`(i, k)` (nats per observation), the ELBO is
 a sum over the data set's :math:`N` groups (Pyro scales the batch's :math:`G` groups by
@@ -35,14 +37,14 @@ is skipped (one warning).
 Padded slots never enter a pair.
 
 Use with ``fit(..., penalties=[pen])``, or in a plain ``pyro.infer.SVI`` loop with
-:class:`~pyro_groups.objectives.penalized.PenalizedLoss`::
+:class:`~pyro_groups.adversary.penalized.PenalizedLoss`::
 
     pen = set_penalty(x_dim=1, v_dim=1, weight=1.0)
     loss = PenalizedLoss(Trace_ELBO(), [pen])
     svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), loss=loss)
     for batch in data.batches(256):
-        pen.critic_step(model, guide, batch, num_groups=len(data))
-        svi.step(batch.x, batch.mask, num_groups=len(data))
+        svi.step(batch.x, batch.mask, num_groups=len(data))  # one guide pass
+        loss.step_critics()  # the critic's step on the same codes (else: at the next call)
 """
 from __future__ import annotations
 
@@ -52,19 +54,19 @@ import warnings
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
-from pyro import poutine
+from pyro.poutine import Trace
 from torch import Tensor, nn
 
 from pyro_groups.data.batch import GroupBatch
-from pyro_groups.objectives.adversary import AdversarialPenalty, detached_call
-from pyro_groups.objectives.critics import (
+from pyro_groups.adversary.base import AdversarialPenalty, detached_call, guide_trace
+from pyro_groups.adversary.critics import (
     CriticScores,
     PairCritic,
     SetCritic,
     _uniform_below,
     sample_pairs,
 )
-from pyro_groups.objectives.estimators import (
+from pyro_groups.adversary.estimators import (
     dv_bound,
     infonce_bound,
     mine_bound,
@@ -117,8 +119,8 @@ class MIPenalty(AdversarialPenalty):
     r"""Adversarial mutual-information penalty ``pen(model, guide, batch, num_groups=N)``.
 
     :param critic: a critic with ``group_scores(x, mask, v, generator) -> CriticScores``
-        (:class:`~pyro_groups.objectives.critics.PairCritic` or
-        :class:`~pyro_groups.objectives.critics.SetCritic`); the penalty owns it.
+        (:class:`~pyro_groups.adversary.critics.PairCritic` or
+        :class:`~pyro_groups.adversary.critics.SetCritic`); the penalty owns it.
     :param estimator: ``"mine"`` (Donsker-Varadhan value; the critic maximises it with MINE's
         moving-average gradient correction), ``"dv"`` (plain Donsker-Varadhan), ``"nwj"`` or
         ``"infonce"`` (one anchor per group, the other groups' codes as negatives; capped at
@@ -168,8 +170,6 @@ class MIPenalty(AdversarialPenalty):
             f"critic_steps={self.critic_steps}"
         )
 
-    # ------------------------------------------------------------------ inputs
-
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
@@ -203,13 +203,17 @@ class MIPenalty(AdversarialPenalty):
             self.generator = torch.Generator(device).manual_seed(seed)
         return self.generator
 
-    def codes(self, guide: Callable, batch: GroupBatch, num_groups: Optional[int] = None) -> Tensor:
-        """Instance codes ``[G, K, v_dim]`` drawn from the guide (reparameterised)."""
-        trace = poutine.trace(guide).get_trace(batch.x, batch.mask, num_groups=num_groups)
-        v = trace.nodes[self.site]["value"]
+    def codes(
+        self,
+        guide: Callable,
+        batch: GroupBatch,
+        num_groups: Optional[int] = None,
+        trace: Optional[Trace] = None,
+    ) -> Tensor:
+        """Instance codes ``[G, K, v_dim]`` read off ``trace`` (a guide pass on ``batch``), or
+        drawn from the guide (reparameterised)."""
+        v = guide_trace(guide, batch, num_groups, trace).nodes[self.site]["value"]
         return v.reshape(*batch.mask.shape, -1)
-
-    # ------------------------------------------------------------------ bounds
 
     def _scores(self, x: Tensor, mask: Tensor, v: Tensor, detach_critic: bool) -> Any:
         fn = _infonce_matrix if self.estimator == "infonce" else _group_scores
@@ -244,8 +248,6 @@ class MIPenalty(AdversarialPenalty):
             self.ema_state.copy_(res.ema_state)
         return res.bound, res.surrogate
 
-    # ------------------------------------------------------------------ the two steps
-
     def critic_step(
         self,
         model: Callable,
@@ -253,10 +255,12 @@ class MIPenalty(AdversarialPenalty):
         batch: GroupBatch,
         *,
         num_groups: Optional[int] = None,
-    ) -> dict[str, float]:
+        guide_trace: Optional[Trace] = None,
+    ) -> dict[str, Tensor]:
         """``critic_steps`` Adam steps of the critic, maximising the bound on detached codes.
 
-        The codes are drawn once per call; the pairs are re-drawn at every step.
+        The codes are read once (off ``guide_trace``, or drawn from the guide); the pairs are
+        re-drawn at every step.
 
         :returns: ``{f"{name}_bound": bound before the last step}`` (``{}`` if skipped).
         """
@@ -265,12 +269,12 @@ class MIPenalty(AdversarialPenalty):
             return {}
         x = batch.x.flatten(2)
         with torch.no_grad():
-            v = self.codes(guide, batch, num_groups).detach()
-        value = torch.zeros(())
+            v = self.codes(guide, batch, num_groups, guide_trace).detach()
+        value = x.new_zeros(())
         for _ in range(self.critic_steps):
             value, objective = self._critic_objective(x, mask, v)
             self.update(-objective)
-        return {f"{self.name}_bound": float(value.detach())}
+        return {f"{self.name}_bound": value.detach()}
 
     def forward(
         self,
@@ -279,17 +283,17 @@ class MIPenalty(AdversarialPenalty):
         batch: GroupBatch,
         *,
         num_groups: Optional[int] = None,
+        guide_trace: Optional[Trace] = None,
     ) -> Tensor:
-        """``weight * N * bound`` on codes with gradients; the critic's parameters get none."""
+        """``weight * N * bound`` on codes with gradients (read off ``guide_trace``, or drawn);
+        the critic's parameters get none."""
         mask = batch.mask
         x = batch.x.flatten(2)
         if not self._usable(mask):
             return x.new_zeros(())
-        v = self.codes(guide, batch, num_groups)
+        v = self.codes(guide, batch, num_groups, guide_trace)
         n = mask.shape[0] if num_groups is None else int(num_groups)
         return self.weight * n * self.bound(x, mask, v, detach_critic=True)
-
-    # ------------------------------------------------------------------ checkpoints
 
     def get_extra_state(self) -> Any:
         generator = {"device": str(self.generator.device), "state": self.generator.get_state()}
@@ -331,7 +335,7 @@ def nemeth_penalty(
 
     :param x_dim: observation features (images are flattened).
     :param v_dim: instance-code size.
-    :param hidden: hidden widths of the :class:`~pyro_groups.objectives.critics.PairCritic`.
+    :param hidden: hidden widths of the :class:`~pyro_groups.adversary.critics.PairCritic`.
     :param seed: seeds the critic's initialisation and the pair sampling.
     :param kwargs: passed to :class:`MIPenalty` (``weight``, ``estimator``, ``critic_steps``, ...).
     """
@@ -353,7 +357,7 @@ def set_penalty(
     r"""CxVAE's set-based penalty :math:`I_r(\mathbf{x}_{i,-k}; v_{ik})` (Sec. 4, eq. 3).
 
     :param hidden: hidden widths of both networks of the
-        :class:`~pyro_groups.objectives.critics.SetCritic`.
+        :class:`~pyro_groups.adversary.critics.SetCritic`.
     :param feature_dim: width of the pooled set features (default: the last hidden width).
     :param normalise: ``"K"`` (the paper's :math:`1/K`) or ``"K-1"`` (leave-one-out mean).
     :param seed: seeds the critic's initialisation and the pair sampling.
