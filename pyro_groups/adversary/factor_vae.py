@@ -19,8 +19,8 @@ parameters, so no VAE optimiser (Pyro's param store or ``fit``'s) ever holds or 
 
 Choices where the paper is vague, following ``disentanglement_lib`` (Locatello et al. 2019): the
 permuted codes come from the same minibatch as the true ones (the paper permutes a second batch);
-the discriminator takes one step per VAE step, on the same codes (detached; after the VAE's update); the
-discriminator is an MLP with leaky ReLU (slope 0.2); the paper's is 6 x 1000 units (the
+the discriminator takes one step per VAE step, on the same codes (detached, after the VAE's
+update); the discriminator is an MLP with leaky ReLU (slope 0.2); the paper's is 6 x 1000 units (the
 default here), smaller ones train faster on a CPU. Locatello et al.'s grid:
 :math:`\gamma \in \{10, 20, 30, 40, 50, 100\}`.
 
