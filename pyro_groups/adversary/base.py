@@ -18,7 +18,7 @@ module's ``state_dict`` (``get_extra_state``), so ``fit``'s checkpoints resume t
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -93,22 +93,34 @@ class AdversarialPenalty(Penalty):
         self.optimizer = torch.optim.Adam(network.parameters(), lr=lr, betas=betas)
 
     def update(self, loss: Tensor) -> None:
-        """One optimiser step of the adversary on ``loss``; leaves no gradients behind.
+        """One optimiser step of the adversary that minimises ``loss``; leaves no gradients
+        behind.
 
         :raises TrainingDivergedError: when the loss or a gradient is NaN/inf (the step is not
             taken, so the adversary keeps its last good state).
         """
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"]]
-        finite = torch.stack([torch.isfinite(loss).all()]
-                             + [torch.isfinite(g).all() for g in grads if g is not None]).all()
-        if not bool(finite):
-            self.optimizer.zero_grad(set_to_none=True)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        self.apply_gradients(grads, loss)
+
+    def apply_gradients(self, grads: Sequence[Optional[Tensor]], loss: Optional[Tensor] = None
+                        ) -> None:
+        """One optimiser step of the adversary with the given gradients (in the order of its
+        optimiser's parameters), e.g. computed in the VAE step's own forward pass.
+
+        :raises TrainingDivergedError: as :meth:`update`.
+        """
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        checks = [torch.isfinite(g).all() for g in grads if g is not None]
+        if loss is not None:
+            checks.append(torch.isfinite(loss.detach()).all())
+        if checks and not bool(torch.stack(checks).all()):
             raise TrainingDivergedError(
                 f"{type(self).__name__}: the adversary's loss or gradient is NaN/inf; its update "
                 "was not applied (it keeps its last good state). Try a smaller learning rate."
             )
+        for p, g in zip(params, grads):
+            p.grad = g
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 

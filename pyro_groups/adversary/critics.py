@@ -139,6 +139,20 @@ def _arange_like(mask: Tensor) -> Tensor:
     return torch.arange(K, device=mask.device)[None, :].expand(G, K)
 
 
+def _scores_on_grid(
+    joint: Tensor, marginal: Tensor, idx: PairIndices, g: Tensor, k: Tensor
+) -> CriticScores:
+    """Scores computed at the eligible anchors ``(g, k)`` only, put on the ``[G, K]`` grid (zero
+    elsewhere)."""
+    grid = joint.new_zeros(idx.mask.shape)
+    return CriticScores(
+        joint=grid.index_put((g, k), joint),
+        marginal=grid.index_put((g, k), marginal),
+        mask=idx.mask,
+        num_excluded_groups=idx.num_excluded_groups,
+    )
+
+
 class PairCritic(nn.Module):
     r"""One-observation critic :math:`T(x, v)` (Németh 2020; CxVAE paper, Sec. 2.3, eq. 2).
 
@@ -185,18 +199,11 @@ class PairCritic(nn.Module):
         :return: :class:`CriticScores`; entries outside ``mask`` are zero.
         """
         idx = sample_pairs(mask, generator)
-        x = zero_padding(x, mask)
-        v = zero_padding(v, mask)
-        own = torch.arange(mask.shape[0], device=mask.device)[:, None].expand_as(mask)
-        joint = self(x, v[own, idx.joint_slot])
-        marginal = self(x, v[idx.marginal_group, idx.marginal_slot])
-        zero = torch.zeros_like(joint)
-        return CriticScores(
-            joint=torch.where(idx.mask, joint, zero),
-            marginal=torch.where(idx.mask, marginal, zero),
-            mask=idx.mask,
-            num_excluded_groups=idx.num_excluded_groups,
-        )
+        g, k = idx.mask.nonzero(as_tuple=True)
+        xa = x[g, k]
+        joint = self(xa, v[g, idx.joint_slot[g, k]])
+        marginal = self(xa, v[idx.marginal_group[g, k], idx.marginal_slot[g, k]])
+        return _scores_on_grid(joint, marginal, idx, g, k)
 
 
 class SetCritic(nn.Module):
@@ -271,16 +278,13 @@ class SetCritic(nn.Module):
         :return: :class:`CriticScores`; entries outside ``mask`` are zero.
         """
         idx = sample_pairs(mask, generator)
-        pooled = self.pooled(x, mask)
-        v = zero_padding(v, mask)
-        joint = self.score(v, pooled)
-        marginal = self.score(v[idx.marginal_group, idx.marginal_slot], pooled)
-        zero = torch.zeros_like(joint)
-        return CriticScores(
-            joint=torch.where(idx.mask, joint, zero),
-            marginal=torch.where(idx.mask, marginal, zero),
-            mask=idx.mask,
-            num_excluded_groups=idx.num_excluded_groups,
-        )
+        g, k = idx.mask.nonzero(as_tuple=True)
+        h = self.t_alpha(x[g, k])
+        total = h.new_zeros(mask.shape[0], h.shape[-1]).index_add(0, g, h)
+        counts = mask.sum(1).to(h.dtype)[g, None]
+        pooled = (total[g] - h) / (counts if self.normalise == "K" else counts - 1)
+        joint = self.score(v[g, k], pooled)
+        marginal = self.score(v[idx.marginal_group[g, k], idx.marginal_slot[g, k]], pooled)
+        return _scores_on_grid(joint, marginal, idx, g, k)
 
     group_scores = forward

@@ -163,6 +163,7 @@ class MIPenalty(AdversarialPenalty):
         self.register_buffer("ema_state", mine_ema_init())
         self.generator = torch.Generator().manual_seed(_generator_seed(seed))
         self._warned: set[str] = set()
+        self._prepared: Optional[tuple[Trace, tuple[Optional[Tensor], ...], Tensor]] = None
 
     def extra_repr(self) -> str:
         return (
@@ -260,20 +261,27 @@ class MIPenalty(AdversarialPenalty):
         """``critic_steps`` Adam steps of the critic, maximising the bound on detached codes.
 
         The codes are read once (off ``guide_trace``, or drawn from the guide); the pairs are
-        re-drawn at every step.
+        re-drawn at every step. When :meth:`forward` scored the same ``guide_trace`` with the live
+        critic, the first step uses the gradient it computed then (one critic forward serves the
+        VAE's term and the critic's step).
 
         :returns: ``{f"{name}_bound": bound before the last step}`` (``{}`` if skipped).
         """
+        prepared, self._prepared = self._prepared, None
         mask = batch.mask
         if self.critic_steps == 0 or not self._usable(mask):
             return {}
-        x = batch.x.flatten(2)
-        with torch.no_grad():
-            v = self.codes(guide, batch, num_groups, guide_trace).detach()
-        value = x.new_zeros(())
-        for _ in range(self.critic_steps):
-            value, objective = self._critic_objective(x, mask, v)
-            self.update(-objective)
+        steps, value = self.critic_steps, None
+        if prepared is not None and guide_trace is not None and prepared[0] is guide_trace:
+            self.apply_gradients(prepared[1])
+            steps, value = steps - 1, prepared[2]
+        if steps:
+            x = batch.x.flatten(2)
+            with torch.no_grad():
+                v = self.codes(guide, batch, num_groups, guide_trace).detach()
+            for _ in range(steps):
+                value, objective = self._critic_objective(x, mask, v)
+                self.update(-objective)
         return {f"{self.name}_bound": value.detach()}
 
     def forward(
@@ -285,15 +293,28 @@ class MIPenalty(AdversarialPenalty):
         num_groups: Optional[int] = None,
         guide_trace: Optional[Trace] = None,
     ) -> Tensor:
-        """``weight * N * bound`` on codes with gradients (read off ``guide_trace``, or drawn);
-        the critic's parameters get none."""
+        """``weight * N * bound`` on codes with gradients (read off ``guide_trace``, or drawn).
+
+        The VAE's optimiser must not move the critic: with ``guide_trace`` (the one-pass step of
+        :class:`~pyro_groups.adversary.penalized.PenalizedLoss`) the critic scores the codes with
+        its live parameters once, and the critic's own gradient is taken from this forward for
+        its next :meth:`critic_step` (restrict the VAE's backward to the VAE's parameters, as
+        ``fit`` does, to skip the critic's part); otherwise its parameters are detached.
+        """
+        self._prepared = None
         mask = batch.mask
         x = batch.x.flatten(2)
         if not self._usable(mask):
             return x.new_zeros(())
         v = self.codes(guide, batch, num_groups, guide_trace)
         n = mask.shape[0] if num_groups is None else int(num_groups)
-        return self.weight * n * self.bound(x, mask, v, detach_critic=True)
+        if guide_trace is None or self.critic_steps == 0 or not torch.is_grad_enabled():
+            return self.weight * n * self.bound(x, mask, v, detach_critic=True)
+        value, objective = self._critic_objective(x, mask, v)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        grads = torch.autograd.grad(-objective, params, retain_graph=True, allow_unused=True)
+        self._prepared = (guide_trace, grads, value.detach())
+        return self.weight * n * value
 
     def get_extra_state(self) -> Any:
         generator = {"device": str(self.generator.device), "state": self.generator.get_state()}

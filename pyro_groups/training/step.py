@@ -70,7 +70,7 @@ def train_step(
             f"clip_norm. ({str(e).splitlines()[0]})"
         ) from e
     optimizer.zero_grad(set_to_none=True)
-    total.backward()
+    total.backward(inputs=list(params))
     if not bool(_all_finite(total, params)):
         optimizer.zero_grad(set_to_none=True)
         bad = "loss" if not torch.isfinite(total) else "gradient"
