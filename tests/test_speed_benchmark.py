@@ -103,20 +103,32 @@ def test_padded_slots_do_not_count(setup):
 
 
 def test_smoke_run_writes_json(tmp_path):
-    out = tmp_path / "speed.json"
+    out = tmp_path / "speed"
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     proc = subprocess.run(
         [sys.executable, str(BENCH / "speed.py"), "--smoke-test", "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(out.read_text())
+    result = json.loads((out / "results.json").read_text())
     assert result["benchmark"] == "speed"
     assert set(result["environment"]) == {"torch", "pyro", "device", "threads"}
     assert result["config"]["smoke_test"] is True
-    (row,) = result["results"]
-    assert row["batch_size"] == 8 and row["threads"] == 1
-    library = {"pyro_trace", "pyro_trace_validated", "pyro_jit"}
-    assert set(row["steps_per_second"]) == {"handwritten"} | library
-    assert all(r > 0 for r in row["steps_per_second"].values())
-    assert set(row["time_ratio_vs_handwritten"]) == library
+    rows = {r["variant"]: r for r in result["results"]}
+    assert set(rows) == {"handwritten", "elbo", "cxvae", "gvae-reg"}
+    assert {r["groups"] for r in rows.values()} == {8}
+    assert rows["handwritten"]["ratio"] == 1.0
+    assert rows["cxvae"]["penalised"] and rows["cxvae"]["row"] == "cxvae"
+    assert not rows["elbo"]["penalised"]
+    assert all(r["seconds_per_step"] > 0 and r["ratio"] > 0 for r in rows.values())
+    assert all(r["validation"] for r in rows.values())
+
+
+def test_out_must_be_a_folder(tmp_path):
+    out = tmp_path / "a_file"
+    out.write_text("x")
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "speed.py"), "--smoke-test", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0 and "is not a folder" in proc.stderr
