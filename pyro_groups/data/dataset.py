@@ -106,11 +106,14 @@ class GroupedData:
         generator: Optional[torch.Generator] = None,
         drop_last: bool = False,
         fixed_shape: bool = False,
+        pad: bool = False,
     ) -> Iterator[GroupBatch]:
         """Iterate over minibatches of groups (a shuffled epoch by default).
 
-        Batches are trimmed to their largest group unless ``fixed_shape``: then every batch is
-        ``[batch_size, K_max]`` (the last partial batch is dropped), as a JIT-compiled loss needs.
+        Batches are trimmed to their largest group unless ``pad`` (every batch is ``K_max`` wide,
+        as a guide with per-slot parameters needs) or ``fixed_shape`` (every batch is
+        ``[batch_size, K_max]``: padded, and the last partial batch is dropped, as a JIT-compiled
+        loss needs).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -120,7 +123,7 @@ class GroupedData:
         stop = n - n % batch_size if drop else n
         for start in range(0, stop, batch_size):
             index = order[start : start + batch_size]
-            yield self._full(index) if fixed_shape else self[index]
+            yield self._full(index) if (fixed_shape or pad) else self[index]
 
     def _full(self, index: torch.Tensor) -> GroupBatch:
         index = index.to(self.mask.device)

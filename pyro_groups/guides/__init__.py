@@ -1,5 +1,6 @@
 """Guides ``q``: group aggregators, encoders, and their composition into swappable guides."""
 from pyro_groups.guides.aggregators import average_of_normals, product_of_normals
+from pyro_groups.guides.auto import GroupAutoGuide
 from pyro_groups.guides.encoders import (
     DeepSetsGroupEncoder,
     InstanceEncoder,
@@ -13,6 +14,7 @@ from pyro_groups.guides.paired import PairedGuide, pair_guide
 __all__ = [
     "PRESETS",
     "DeepSetsGroupEncoder",
+    "GroupAutoGuide",
     "GroupGuide",
     "IIDGuide",
     "PairedGuide",

@@ -63,11 +63,16 @@ class GroupGuide(PyroModule):
         return self.instance_encoder(x, u)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, *, num_groups: Optional[int] = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        num_groups: Optional[int] = None,
+        group_index: Optional[torch.Tensor] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         check_group_inputs(x, mask, values=is_validation_enabled())
         x = zero_padding(x, mask)
-        groups, instances = group_plates(mask, num_groups)
+        groups, instances = group_plates(mask, num_groups, group_index)
         with groups:
             u = pyro.sample("u", self.group_posterior(x, mask))
             with instances, poutine.mask(mask=mask):

@@ -73,10 +73,15 @@ class IIDGuide(PyroModule):
         return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, *, num_groups: Optional[int] = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        num_groups: Optional[int] = None,
+        group_index: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         check_group_inputs(x, mask, values=is_validation_enabled())
         x = zero_padding(x, mask)
-        groups, instances = group_plates(mask, num_groups)
+        groups, instances = group_plates(mask, num_groups, group_index)
         with groups, instances, poutine.mask(mask=mask):
             return pyro.sample("z", self.posterior(x))

@@ -93,11 +93,16 @@ class PairedGuide(GroupGuide):
     """
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, *, num_groups: Optional[int] = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        num_groups: Optional[int] = None,
+        group_index: Optional[torch.Tensor] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         check_group_inputs(x, mask, values=is_validation_enabled())
         x = zero_padding(x, mask)
-        groups, instances = group_plates(mask, num_groups)
+        groups, instances = group_plates(mask, num_groups, group_index)
         with groups, instances, poutine.mask(mask=mask):
             u = pyro.sample("u", self.group_posterior(x, mask))
             v = pyro.sample("v", self.instance_posterior(x, u))

@@ -27,22 +27,38 @@ from pyro_groups._naming import unique_name
 from pyro_groups.data.batch import check_group_inputs, zero_padding
 
 
-def group_plates(mask: torch.Tensor, num_groups: Optional[int]) -> tuple[pyro.plate, pyro.plate]:
+def group_plates(
+    mask: torch.Tensor, num_groups: Optional[int], group_index: Optional[torch.Tensor] = None
+) -> tuple[pyro.plate, pyro.plate]:
     """The ``"groups"`` (dim -2) and ``"instances"`` (dim -1) plates of a padded batch.
 
     When ``num_groups`` (the data-set size ``N``) exceeds the batch's ``G`` groups, the groups
-    plate is a subsample and Pyro scales every site inside it by ``N / G``.
+    plate is a subsample and Pyro scales every site inside it by ``N / G``. ``group_index``
+    (``[G]``, the batch's groups in the data set; ``GroupBatch.index``) is the plate's subsample:
+    a guide with per-group parameters (a Pyro autoguide) then reads the right ones. Without it
+    the subsample is ``0 .. G-1``, which only amortised guides may rely on.
     """
     g, k = mask.shape
     n = g if num_groups is None else int(num_groups)
     if n < g:
         raise ValueError(f"num_groups={n} is smaller than the batch's {g} groups")
-    groups = pyro.plate("groups", n, subsample=torch.arange(g, device=mask.device), dim=-2)
+    if group_index is None:
+        group_index = torch.arange(g, device=mask.device)
+    elif group_index.shape != (g,):
+        raise ValueError(
+            f"group_index must have shape [G] = [{g}], got {tuple(group_index.shape)}"
+        )
+    elif num_groups is None:
+        raise ValueError("group_index needs num_groups, the size of the data set it indexes")
+    groups = pyro.plate("groups", n, subsample=group_index.to(mask.device), dim=-2)
     return groups, pyro.plate("instances", k, dim=-1)
 
 
 def prepare_inputs(
-    x: Optional[torch.Tensor], mask: torch.Tensor, num_groups: Optional[int]
+    x: Optional[torch.Tensor],
+    mask: torch.Tensor,
+    num_groups: Optional[int],
+    group_index: Optional[torch.Tensor] = None,
 ) -> tuple[Optional[torch.Tensor], pyro.plate, pyro.plate, torch.Tensor]:
     """What every model's ``forward`` does first: check the inputs (values only under Pyro's
     validation), zero the padded slots, build the plates, and pick a reference tensor for the
@@ -50,7 +66,7 @@ def prepare_inputs(
     check_group_inputs(x, mask, values=is_validation_enabled())
     if x is not None:
         x = zero_padding(x, mask)
-    groups, instances = group_plates(mask, num_groups)
+    groups, instances = group_plates(mask, num_groups, group_index)
     ref = mask.new_zeros((), dtype=torch.get_default_dtype()) if x is None else x
     return x, groups, instances, ref
 
@@ -85,14 +101,19 @@ class GroupVAE(PyroModule):
         return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
 
     def forward(
-        self, x: Optional[torch.Tensor], mask: torch.Tensor, *, num_groups: Optional[int] = None
+        self,
+        x: Optional[torch.Tensor],
+        mask: torch.Tensor,
+        *,
+        num_groups: Optional[int] = None,
+        group_index: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Run the model on ``x`` ``[G, K, *event]`` (or sample it when ``x`` is ``None``).
 
         :param num_groups: size ``N`` of the data set this batch of groups was drawn from.
         :returns: the observations (``x`` itself when given).
         """
-        x, groups, instances, ref = prepare_inputs(x, mask, num_groups)
+        x, groups, instances, ref = prepare_inputs(x, mask, num_groups, group_index)
         with groups:
             u = pyro.sample("u", self.prior(self.u_dim, ref))
             with instances, poutine.mask(mask=mask):

@@ -77,14 +77,19 @@ class IIDVAE(PyroModule):
         return self.decoder.mean(empty_group_code(z), z)
 
     def forward(
-        self, x: Optional[torch.Tensor], mask: torch.Tensor, *, num_groups: Optional[int] = None
+        self,
+        x: Optional[torch.Tensor],
+        mask: torch.Tensor,
+        *,
+        num_groups: Optional[int] = None,
+        group_index: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Run the model on ``x`` ``[G, K, *event]`` (or sample it when ``x`` is ``None``).
 
         :param num_groups: size ``N`` of the data set this batch of groups was drawn from.
         :returns: the observations (``x`` itself when given).
         """
-        x, groups, instances, ref = prepare_inputs(x, mask, num_groups)
+        x, groups, instances, ref = prepare_inputs(x, mask, num_groups, group_index)
         with groups, instances, poutine.mask(mask=mask):
             z = pyro.sample("z", self.prior(ref))
             return pyro.sample("x", self.likelihood(z), obs=x)

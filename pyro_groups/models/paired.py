@@ -59,14 +59,19 @@ class PairedVAE(GroupVAE):
         super().__init__(decoder, u_dim, v_dim, name=unique_name("paired_model", name))
 
     def forward(
-        self, x: Optional[torch.Tensor], mask: torch.Tensor, *, num_groups: Optional[int] = None
+        self,
+        x: Optional[torch.Tensor],
+        mask: torch.Tensor,
+        *,
+        num_groups: Optional[int] = None,
+        group_index: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Run the model on ``x`` ``[G, K, *event]`` (or sample it when ``x`` is ``None``).
 
         :param num_groups: size ``N`` of the data set this batch of groups was drawn from.
         :returns: the observations (``x`` itself when given).
         """
-        x, groups, instances, ref = prepare_inputs(x, mask, num_groups)
+        x, groups, instances, ref = prepare_inputs(x, mask, num_groups, group_index)
         with groups, instances, poutine.mask(mask=mask):
             u = pyro.sample("u", self.prior(self.u_dim, ref))
             v = pyro.sample("v", self.prior(self.v_dim, ref))

@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 import pyro
+from pyro import poutine
 import torch
 from pyro.infer import ELBO, JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.autoguide import AutoGuide
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from pyro_groups.adversary.penalized import PenalizedLoss
 from pyro_groups.data.dataset import GroupedData
 from pyro_groups.errors import TrainingDivergedError
+from pyro_groups.guides.auto import GroupAutoGuide
 from pyro_groups.training.checkpoint import load_checkpoint, save_checkpoint
 from pyro_groups.training.history import History
 from pyro_groups.training.state import restore, run_identity, run_state
@@ -167,8 +169,19 @@ def fit(
         generator.manual_seed(seed)
     elbo = make_elbo(loss, num_particles)
     objective = PenalizedLoss(elbo, penalties) if penalties else elbo
-    fixed_shape = isinstance(elbo, JitTrace_ELBO) or isinstance(guide, AutoGuide)
+    if isinstance(guide, AutoGuide):
+        raise TypeError(
+            f"fit got a bare {type(guide).__name__}: its plates would pair its per-group "
+            f"parameters with the wrong groups; wrap it: GroupAutoGuide({type(guide).__name__}, "
+            "model) (pyro_groups.guides.GroupAutoGuide)"
+        )
+    fixed_shape = isinstance(elbo, JitTrace_ELBO)
+    pad = isinstance(guide, GroupAutoGuide)
+    if pad:
+        _materialise(guide, data, batch_size, dev)
     params = unique_params([model, guide])
+    if not params:
+        raise ValueError("the model and guide have no parameters to train")
     opt = make_optimizer(optimizer, params, lr)
     identity = run_identity(data, penalties, elbo)
     history, start = History(), 0
@@ -186,7 +199,8 @@ def fit(
         t0 = time.perf_counter()
         totals: dict[str, Tensor | float] = {}
         steps = 0
-        for batch in data.batches(batch_size, generator=generator, fixed_shape=fixed_shape):
+        for batch in data.batches(batch_size, generator=generator, fixed_shape=fixed_shape,
+                                  pad=pad):
             record = train_step(
                 objective, model, guide, opt, params, batch, num_groups=n, clip_norm=clip_norm,
                 where=f"epoch {epoch}, step {steps}", **_plate_kwargs(guide, batch),
@@ -211,9 +225,18 @@ def fit(
 
 def _plate_kwargs(guide: nn.Module, batch: Any) -> dict[str, Any]:
     """An autoguide keeps local parameters per group: it needs the batch's group indices."""
-    if isinstance(guide, AutoGuide) and batch.index is not None:
+    if isinstance(guide, GroupAutoGuide) and batch.index is not None:
         return {"group_index": batch.index}
     return {}
+
+
+def _materialise(guide: nn.Module, data: GroupedData, batch_size: int, dev: torch.device) -> None:
+    """Run a guide that creates its parameters on first use (a Pyro autoguide) once, on a forked
+    RNG, so that the optimiser sees them and the random streams stay those of the run."""
+    first = next(data.batches(batch_size, shuffle=False, pad=True))
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch.no_grad():
+        poutine.trace(guide).get_trace(first.x, first.mask, num_groups=len(data),
+                                       group_index=first.index)
 
 
 def _epoch_means(totals: dict[str, Tensor | float], steps: int, n: int) -> dict[str, float]:
