@@ -2,7 +2,7 @@
 from pyro_groups.data import GroupBatch, GroupedData, exam_scores
 from pyro_groups.guides import GroupGuide, make_guide
 from pyro_groups.models import ExamScoresDecoder, GroupVAE, MLPDecoder
-from pyro_groups.training import History, fit
+from pyro_groups.training import History, fit, load_modules, save_modules
 
 __version__ = "0.1.0"
 
@@ -17,5 +17,7 @@ __all__ = [
     "__version__",
     "exam_scores",
     "fit",
+    "load_modules",
     "make_guide",
+    "save_modules",
 ]

@@ -221,3 +221,78 @@ def test_rng_state_round_trip():
     assert draw() != first
     set_rng_state(state, gen)
     assert draw() == first
+
+
+def test_resume_refuses_another_model_data_or_penalties(tmp_path, data):
+    from pyro_groups.adversary import set_penalty
+
+    ckpt = tmp_path / "ckpt.pt"
+    model, guide = setup()
+    fit(model, guide, data, epochs=1, batch_size=8, checkpoint=ckpt, progress=False)
+    other_guide = make_guide(3, 2, 1, hidden=(16,))  # another width
+    with pytest.raises(CheckpointError, match="different guide"):
+        fit(model, other_guide, data, epochs=2, checkpoint=ckpt, resume=True, progress=False)
+    other_data = GroupedData(data.x + 1.0, data.mask)
+    with pytest.raises(CheckpointError, match="another data set"):
+        fit(model, guide, other_data, epochs=2, checkpoint=ckpt, resume=True, progress=False)
+    pen = set_penalty(3, 1, seed=0, hidden=(8,))
+    with pytest.raises(CheckpointError, match="another set of penalties"):
+        fit(model, guide, data, epochs=2, checkpoint=ckpt, resume=True, penalties=[pen],
+            progress=False)
+
+
+def test_resume_with_a_new_learning_rate_uses_it_and_says_so(tmp_path, data):
+    ckpt = tmp_path / "ckpt.pt"
+    model, guide = setup()
+    fit(model, guide, data, epochs=1, batch_size=8, lr=0.01, checkpoint=ckpt, progress=False)
+    with pytest.warns(UserWarning, match="lr=0.001.*lr=0.01"):
+        fit(model, guide, data, epochs=2, batch_size=8, lr=0.001, checkpoint=ckpt, resume=True,
+            progress=False)
+    state = load_checkpoint(ckpt)
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [0.001]
+
+
+def test_save_and_load_modules_give_the_same_codes(tmp_path, data):
+    from pyro_groups import load_modules, save_modules
+    from pyro_groups.evaluation import encode
+
+    model, guide = setup()
+    fit(model, guide, data, epochs=2, batch_size=8, progress=False)
+    save_modules(tmp_path / "run.pt", model=model, guide=guide)
+    m2, g2 = setup(seed=5)
+    load_modules(tmp_path / "run.pt", model=m2, guide=g2)
+    batch = data[torch.arange(6)]
+    for a, b in zip(encode(guide, batch), encode(g2, batch)):
+        assert torch.equal(a, b)
+    with pytest.raises(CheckpointError, match="holds no module 'critic'"):
+        load_modules(tmp_path / "run.pt", critic=m2)
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_modules(tmp_path / "run.pt", guide=make_guide(3, 2, 1, hidden=(4,)))
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_modules(tmp_path / "bad.pt", guide=g2)
+
+
+def test_pyro_param_store_round_trip_restores_the_modules(tmp_path, data):
+    import pyro
+
+    from pyro_groups.evaluation import encode
+    from pyro_groups.training import load_param_store
+
+    torch.manual_seed(0)
+    model = GroupVAE(MLPDecoder(2, 1, 3, hidden=(8,)), name="store_model")
+    guide = make_guide(3, 2, 1, hidden=(8,), name="store_guide")
+    fit(model, guide, data, epochs=2, batch_size=8, progress=False)
+    batch = data[torch.arange(6)]
+    model(batch.x, batch.mask), guide(batch.x, batch.mask)  # registers their parameters
+    pyro.get_param_store().save(tmp_path / "store.pt")
+    pyro.clear_param_store()
+    torch.manual_seed(1)
+    model2 = GroupVAE(MLPDecoder(2, 1, 3, hidden=(8,)), name="store_model")
+    guide2 = make_guide(3, 2, 1, hidden=(8,), name="store_guide")
+    load_param_store(tmp_path / "store.pt", model2, guide2)
+    for a, b in zip(encode(guide, batch), encode(guide2, batch)):
+        assert torch.equal(a, b)
+    pyro.clear_param_store()
+    with pytest.raises(CheckpointError, match="no parameter 'elsewhere"):
+        load_param_store(tmp_path / "store.pt", make_guide(3, 2, 1, hidden=(8,), name="elsewhere"))

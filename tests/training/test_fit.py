@@ -347,3 +347,61 @@ def test_nan_distribution_parameters_under_validation_stop_training():
         fit(model, guide, data, epochs=1, progress=False)
     for p, q in zip(guide.parameters(), before):
         assert_close(p.detach(), q, equal_nan=True)
+
+
+def test_a_pyro_optimizer_is_accepted_and_an_instance_is_refused(exam):
+    model, guide = GroupVAE(ExamScoresDecoder()), make_guide(1, 2, 1, hidden=(8,))
+    h = fit(model, guide, exam, epochs=2, batch_size=16, optimizer=pyro.optim.Adam({"lr": 0.01}),
+            progress=False)
+    assert len(h) == 2
+    params = list(guide.parameters())
+    with pytest.raises(TypeError, match="factory"):
+        fit(model, guide, exam, epochs=1, optimizer=torch.optim.Adam(params), progress=False)
+    per_param = pyro.optim.Adam(lambda name, param: {"lr": 0.01})
+    with pytest.raises(TypeError, match="fixed arguments"):
+        fit(model, guide, exam, epochs=1, optimizer=per_param, progress=False)
+
+
+README_PATTERN = """
+import sys, pyro, torch
+from pyro_groups import GroupVAE, ExamScoresDecoder, exam_scores, fit, make_guide
+from pyro_groups.adversary import set_penalty
+pyro.set_rng_seed(0)  # seed first: the weights and the penalty's streams are drawn when built
+train, holdout = exam_scores(256, seed=0).split(64)
+model = GroupVAE(ExamScoresDecoder())
+guide = make_guide(x_dim=1, u_dim=2, v_dim=1, hidden=(16,))
+pen = set_penalty(x_dim=1, v_dim=1, hidden=(8,))
+h = fit(model, guide, train, epochs=2, batch_size=64, seed=0, penalties=[pen], progress=False)
+print(repr(h["loss"][-1]), repr(float(sum(p.sum() for p in guide.parameters()))))
+"""
+
+
+def test_the_documented_pattern_gives_the_same_numbers_in_two_fresh_processes():
+    import subprocess
+    import sys
+
+    outs = [subprocess.run([sys.executable, "-c", README_PATTERN], capture_output=True, text=True,
+                           timeout=120) for _ in range(2)]
+    assert all(o.returncode == 0 for o in outs), outs[0].stderr[-2000:]
+    assert outs[0].stdout == outs[1].stdout and outs[0].stdout.strip()
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"clip_norm": -1}, ValueError, "clip_norm must be a positive"),
+    ({"clip_norm": 0}, ValueError, "clip_norm must be a positive"),
+    ({"epochs": -1}, ValueError, "epochs must be an int >= 0"),
+    ({"epochs": 2.5}, ValueError, "epochs must be an int"),
+    ({"batch_size": 0}, ValueError, "batch_size must be an int >= 1"),
+    ({"num_particles": 0}, ValueError, "num_particles must be an int >= 1"),
+    ({"lr": 0.0}, ValueError, "lr must be a positive"),
+    ({"lr": float("nan")}, ValueError, "lr must be a positive"),
+    ({"device": "meta"}, ValueError, "cannot train"),
+    ({"device": "banana"}, ValueError, "unknown device"),
+])
+def test_bad_arguments_are_refused_before_anything_moves(exam, kwargs, error, match):
+    model, guide = GroupVAE(ExamScoresDecoder()), make_guide(1, 2, 1, hidden=(8,))
+    before = params_of(model, guide)
+    with pytest.raises(error, match=match):
+        fit(model, guide, exam, progress=False, **kwargs)
+    assert all(torch.equal(a, b) for a, b in zip(before, params_of(model, guide)))
+    assert all(p.device.type == "cpu" for p in guide.parameters())
