@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 from dataclasses import replace
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 
 def _exam_scores(args: argparse.Namespace) -> int:
@@ -32,8 +32,14 @@ def _exam_scores(args: argparse.Namespace) -> int:
         if v is not None
     }
     cfg = replace(cfg, **overrides)
+    if args.last is not None and args.last > cfg.epochs:
+        raise SystemExit(f"pyro-groups exam-scores: error: --last {args.last} exceeds the "
+                         f"{cfg.epochs} epochs")
     if cfg.last > cfg.epochs:
         cfg = replace(cfg, last=cfg.epochs)
+    if cfg.holdout >= cfg.groups:
+        raise SystemExit(f"pyro-groups exam-scores: error: --groups {cfg.groups} leaves no "
+                         f"training groups beside the {cfg.holdout} held out")
     print(
         f"Exam-Scores: {cfg.groups} groups ({cfg.holdout} held out), {cfg.epochs} epochs, "
         f"{cfg.seeds} seed(s), rows {', '.join(cfg.rows)}, device {cfg.device}, "
@@ -51,18 +57,54 @@ def _exam_scores(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {low}"
+    return parse
+
+
+def _device(text: str) -> str:
+    from pyro_groups.training import resolve_device
+
+    try:
+        resolve_device(text)
+    except (ValueError, RuntimeError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _folder(text: str) -> str:
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a folder")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from pyro_groups import __version__
+    from pyro_groups.experiments.exam_scores import ROWS
+
     parser = argparse.ArgumentParser(prog="pyro-groups", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("exam-scores", help="reproduce the CxVAE Exam-Scores tables and figures")
-    ex.add_argument("--groups", type=int, help="number of groups N (default 32768)")
-    ex.add_argument("--epochs", type=int, help="training epochs (default 16)")
-    ex.add_argument("--seeds", type=int, help="training seeds per model (default 3)")
-    ex.add_argument("--last", type=int, help="epochs averaged at the end (default 5)")
-    ex.add_argument("--rows", nargs="+", help="models to run (default: all)")
-    ex.add_argument("--device", help="cpu (default) or cuda")
-    ex.add_argument("--workers", type=int, help="parallel training processes (default 2)")
-    ex.add_argument("--out", default="results/exam_scores", help="output folder")
+    ex.add_argument("--groups", type=_at_least(2), help="number of groups N (default 32768)")
+    ex.add_argument("--epochs", type=_at_least(1), help="training epochs (default 16)")
+    ex.add_argument("--seeds", type=_at_least(1), help="training seeds per model (default 3)")
+    ex.add_argument("--last", type=_at_least(1),
+                    help="epochs averaged at the end (default 5; at most --epochs)")
+    ex.add_argument("--rows", nargs="+", choices=list(ROWS), metavar="ROW",
+                    help=f"models to run (default: all): {', '.join(ROWS)}")
+    ex.add_argument("--device", type=_device, help="cpu (default), cuda or cuda:N")
+    ex.add_argument("--workers", type=_at_least(1), help="parallel training processes")
+    ex.add_argument("--out", type=_folder, default="results/exam_scores", help="output folder")
     ex.add_argument("--paper", action="store_true", help="the paper's setting (64 epochs, 7 seeds)")
     ex.add_argument("--smoke-test", action="store_true", help="a seconds-long run (CI)")
     ex.add_argument("--no-progress", action="store_true", help="no progress bar")

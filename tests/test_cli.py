@@ -78,3 +78,46 @@ def test_rows_option():
 def test_parser_rejects_unknown_commands():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["no-such-command"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "--epochs: must be >= 1"),
+    (["--seeds", "0"], "--seeds: must be >= 1"),
+    (["--last", "0"], "--last: must be >= 1"),
+    (["--last", "-1"], "--last: must be >= 1"),
+    (["--device", "banana"], "unknown device 'banana'"),
+    (["--device", "meta"], "cannot train"),
+    (["--rows", "nope"], "invalid choice: 'nope'"),
+    (["--out", "setup.cfg"], "exists and is not a folder"),
+    (["--epochs", "2", "--last", "5"], "--last 5 exceeds the 2 epochs"),
+])
+def test_bad_flags_fail_before_any_work(flags, message, capsys, monkeypatch):
+    import pyro_groups.experiments.exam_scores as ex
+
+    monkeypatch.setattr(ex, "run", lambda *a, **k: pytest.fail("trained despite a bad flag"))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(SystemExit) as info:
+        main(["exam-scores", *flags])
+    assert info.value.code != 0
+    assert message in capsys.readouterr().err + str(info.value.code)
+
+
+def test_cuda_without_cuda_fails_before_any_work(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit):
+        main(["exam-scores", "--device", "cuda"])
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_version_and_rows_in_help(capsys):
+    from pyro_groups import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and __version__ in capsys.readouterr().out
+    text = build_parser()._subparsers._group_actions[0].choices["exam-scores"].format_help()
+    squeezed = "".join(text.split())  # argparse wraps long lines
+    assert all(row in squeezed for row in ROWS)
