@@ -6,21 +6,36 @@ from typing import Optional
 
 import torch
 
+from pyro_groups.validation import GroupDataError
 
-class GroupDataError(ValueError):
-    """Raised for malformed grouped data: shapes, NaNs, empty groups, mask mismatches."""
+__all__ = ["GroupBatch", "GroupDataError", "check_group_inputs", "zero_padding"]
 
 
 def check_group_inputs(
-    x: Optional[torch.Tensor], mask: torch.Tensor, *, values: bool = True
+    x: Optional[torch.Tensor],
+    mask: torch.Tensor,
+    *,
+    values: bool = True,
+    require_x: bool = False,
 ) -> None:
     """Check a padded batch ``x`` ``[G, K, *event]`` with boolean ``mask`` ``[G, K]``.
 
     Shape and dtype checks are always made. With ``values=True`` the checks that read the data
     (every group non-empty, observed entries finite) are made too; these synchronise a GPU.
+    Models accept ``x=None`` (they then sample it); guides pass ``require_x=True``.
 
     :raises GroupDataError: naming the problem.
     """
+    if x is None and require_x:
+        raise GroupDataError(
+            "x is None: a guide infers codes from observations, so it needs x [G, K, *event] "
+            "(only a model can be run with x=None, to sample data)"
+        )
+    if x is not None and not isinstance(x, torch.Tensor):
+        raise GroupDataError(
+            f"x must be a torch.Tensor [G, K, *event], got {type(x).__name__}; convert arrays "
+            "with torch.as_tensor or build a GroupedData"
+        )
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         raise GroupDataError(
             f"mask must be a bool tensor [G, K], got {getattr(mask, 'dtype', type(mask))}"
@@ -37,6 +52,8 @@ def check_group_inputs(
             )
         if x.device != mask.device:
             raise GroupDataError(f"x is on {x.device} but mask is on {mask.device}")
+        if x.dtype.is_complex:
+            raise GroupDataError(f"x must be real-valued, got {x.dtype}")
     if values:
         empty = ~mask.any(-1)
         if bool(empty.any()):

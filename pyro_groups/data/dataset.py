@@ -1,19 +1,72 @@
-"""Grouped data sets with ragged groups: padding, masks, shuffled minibatches, splits."""
+"""Grouped data sets with ragged groups: padding, masks, shuffled minibatches, splits.
+
+Conversion rule for observations (``x``; :func:`as_observations`): a floating-point
+``torch.Tensor`` keeps its dtype (the caller chose it); everything else -- numpy arrays of any
+real dtype (``float64``, ``int``, ``bool``), lists, integer or bool tensors -- becomes a tensor of
+torch's default floating dtype (``torch.get_default_dtype()``, normally ``float32``), the dtype
+of the models' parameters. Observations without an event dimension (scalar observations, groups
+``[K_i]`` or ``x`` ``[N, K]``) get event shape ``[1]``, which is what the decoders of
+:mod:`pyro_groups.models` produce. Ground truth (``u_true``, ``v_true``) keeps integer classes as
+``int64``; numpy floats become the default dtype.
+"""
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 
 from pyro_groups.data.batch import GroupBatch, GroupDataError, check_group_inputs, zero_padding
+from pyro_groups.validation import ArgumentError, ArgumentTypeError, check_float, check_int
+
+__all__ = ["GroupedData", "as_observations", "pad_groups"]
 
 
-def pad_groups(groups: Sequence[torch.Tensor | np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack ragged groups ``[K_i, *event]`` into ``x`` ``[N, K_max, *event]`` and ``mask``."""
-    if len(groups) == 0:
-        raise GroupDataError("no groups given")
-    tensors = [torch.as_tensor(g) for g in groups]
+def _as_tensor(value: Any, name: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise GroupDataError(f"{name} cannot be read as an array: {e}") from None
+    if arr.dtype.kind not in "biuf":
+        raise GroupDataError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return torch.as_tensor(arr)
+
+
+def as_observations(value: Any, name: str = "x") -> torch.Tensor:
+    """``value`` as a floating observation tensor, following the module's conversion rule.
+
+    :raises GroupDataError: for non-numeric or complex input.
+    """
+    t = _as_tensor(value, name)
+    if t.dtype.is_complex:
+        raise GroupDataError(f"{name} must be real-valued, got {t.dtype}")
+    if isinstance(value, torch.Tensor) and t.is_floating_point():
+        return t
+    return t.to(torch.get_default_dtype())
+
+
+def _as_truth(value: Any, name: str) -> torch.Tensor:
+    t = _as_tensor(value, name)
+    if not isinstance(value, torch.Tensor) and t.is_floating_point():
+        t = t.to(torch.get_default_dtype())
+    return t
+
+
+def pad_groups(
+    groups: Sequence[torch.Tensor | np.ndarray], *, name: str = "groups"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack ragged groups ``[K_i, *event]`` into ``x`` ``[N, K_max, *event]`` and ``mask``.
+
+    Values are stacked as they are (the result has the promoted dtype of the groups); see
+    :meth:`GroupedData.from_groups` for the conversion of observations.
+    """
+    if isinstance(groups, (str, bytes)) or not hasattr(groups, "__iter__"):
+        raise ArgumentTypeError(f"{name} must be a list of arrays [K_i, *event], got {groups!r}")
+    tensors = [_as_tensor(g, f"{name}[{i}]") for i, g in enumerate(groups)]
+    if len(tensors) == 0:
+        raise GroupDataError(f"no groups given ({name} is empty)")
     event = tensors[0].shape[1:]
     for i, t in enumerate(tensors):
         if t.dim() < 1 or t.shape[1:] != event:
@@ -22,11 +75,14 @@ def pad_groups(groups: Sequence[torch.Tensor | np.ndarray]) -> tuple[torch.Tenso
             )
         if t.shape[0] == 0:
             raise GroupDataError(f"group {i} is empty")
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
     k_max = max(t.shape[0] for t in tensors)
-    x = tensors[0].new_zeros((len(tensors), k_max, *event))
-    mask = torch.zeros(len(tensors), k_max, dtype=torch.bool)
+    x = tensors[0].new_zeros((len(tensors), k_max, *event), dtype=dtype)
+    mask = torch.zeros(len(tensors), k_max, dtype=torch.bool, device=x.device)
     for i, t in enumerate(tensors):
-        x[i, : t.shape[0]] = t
+        x[i, : t.shape[0]] = t.to(x.device)
         mask[i, : t.shape[0]] = True
     return x, mask
 
@@ -34,8 +90,10 @@ def pad_groups(groups: Sequence[torch.Tensor | np.ndarray]) -> tuple[torch.Tenso
 class GroupedData:
     """An in-memory data set of ``N`` padded groups, with optional ground truth.
 
-    :param x: ``[N, K_max, *event]`` observations (padded slots are set to zero).
-    :param mask: ``[N, K_max]`` bool.
+    :param x: ``[N, K_max, *event]`` observations (padded slots are set to zero); ``[N, K_max]``
+        (scalar observations) becomes ``[N, K_max, 1]``. Arrays are converted by the rule of
+        :func:`as_observations`.
+    :param mask: ``[N, K_max]`` bool (a tensor or a numpy bool array).
     :param u_true: optional ``[N, ...]`` ground-truth group factors.
     :param v_true: optional ``[N, K_max, ...]`` ground-truth instance factors.
     :raises GroupDataError: on shape mismatches, empty groups or non-finite observations.
@@ -48,7 +106,14 @@ class GroupedData:
         u_true: Optional[torch.Tensor] = None,
         v_true: Optional[torch.Tensor] = None,
     ) -> None:
+        x = as_observations(x)
+        if isinstance(mask, np.ndarray) and mask.dtype == np.bool_:
+            mask = torch.as_tensor(mask)
+        if x.dim() == 2:
+            x = x.unsqueeze(-1)
         check_group_inputs(x, mask, values=True)
+        u_true = _as_truth(u_true, "u_true") if u_true is not None else None
+        v_true = _as_truth(v_true, "v_true") if v_true is not None else None
         n = mask.shape[0]
         if u_true is not None and u_true.shape[0] != n:
             raise GroupDataError(f"u_true has {u_true.shape[0]} groups, x has {n}")
@@ -66,11 +131,31 @@ class GroupedData:
         u_true: Optional[torch.Tensor | np.ndarray] = None,
         v_true: Optional[Sequence[torch.Tensor | np.ndarray]] = None,
     ) -> "GroupedData":
-        """Build from a list of ragged groups ``[K_i, *event]`` (and per-group ``v_true``)."""
+        """Build from a list of ragged groups ``[K_i, *event]`` (and per-group ``v_true``).
+
+        Groups may be tensors, numpy arrays (``float64``, integers, bools) or nested lists; they
+        are converted by the rule of :func:`as_observations` (numpy and integer input becomes
+        ``torch.get_default_dtype()``). Groups of scalars ``[K_i]`` give ``x`` ``[N, K_max, 1]``.
+
+        :raises GroupDataError: for no groups, an empty group, groups whose event shapes differ,
+            non-numeric or non-finite observations, or ``v_true`` groups that do not match.
+        """
+        if isinstance(groups, (str, bytes)) or not hasattr(groups, "__iter__"):
+            raise ArgumentTypeError(f"groups must be a list of arrays [K_i, *event], got {groups!r}")
+        groups = [as_observations(g, f"groups[{i}]") for i, g in enumerate(groups)]
         x, mask = pad_groups(groups)
-        v = pad_groups(v_true)[0] if v_true is not None else None
-        u = torch.as_tensor(u_true) if u_true is not None else None
-        return cls(x, mask, u, v)
+        v = None
+        if v_true is not None:
+            v_groups = list(v_true)
+            if len(v_groups) != len(groups):
+                raise GroupDataError(f"v_true has {len(v_groups)} groups, groups has {len(groups)}")
+            for i, (a, b) in enumerate(zip(groups, v_groups)):
+                if len(b) != len(a):
+                    raise GroupDataError(
+                        f"v_true[{i}] has {len(b)} rows but group {i} has {len(a)} observations"
+                    )
+            v = pad_groups(v_groups, name="v_true")[0]
+        return cls(x, mask, u_true, v)
 
     def __len__(self) -> int:
         return self.mask.shape[0]
@@ -115,8 +200,11 @@ class GroupedData:
         ``[batch_size, K_max]``: padded, and the last partial batch is dropped, as a JIT-compiled
         loss needs).
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = check_int(batch_size, "batch_size", min=1)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ArgumentTypeError(
+                f"generator must be a torch.Generator, got {type(generator).__name__}"
+            )
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         drop = (drop_last or fixed_shape) and n >= batch_size
@@ -136,11 +224,22 @@ class GroupedData:
         )
 
     def split(self, holdout: float | int, *, seed: int = 0) -> tuple["GroupedData", "GroupedData"]:
-        """Split by groups into ``(train, holdout)``; ``holdout`` is a fraction or a count."""
+        """Split by groups into ``(train, holdout)``.
+
+        :param holdout: the held-out part: a fraction (a ``float`` in ``(0, 1)``) or a count of
+            groups (an ``int``); a ``bool`` is neither and is rejected.
+        :param seed: seeds the permutation (the global RNG is untouched).
+        :raises ArgumentError: if either part would be empty.
+        """
         n = len(self)
-        n_out = int(round(holdout * n)) if isinstance(holdout, float) else int(holdout)
+        seed = check_int(seed, "seed")
+        if isinstance(holdout, (float, np.floating)):
+            frac = check_float(holdout, "holdout", min=0.0, max=1.0, min_open=True, max_open=True)
+            n_out = int(round(frac * n))
+        else:
+            n_out = check_int(holdout, "holdout (a fraction in (0, 1) or a count)")
         if not 0 < n_out < n:
-            raise ValueError(
+            raise ArgumentError(
                 f"holdout must leave both parts non-empty; got {holdout} of {n} groups"
             )
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))

@@ -16,6 +16,7 @@ import torch
 
 from pyro_groups.data.dataset import GroupedData
 from pyro_groups.data.factors import FactorDataset, RngLike, as_rng
+from pyro_groups.validation import ArgumentError, check_int, check_positive_float
 
 
 class LabelledImages(FactorDataset):
@@ -44,22 +45,28 @@ class LabelledImages(FactorDataset):
         if imgs.dim() == 3:
             imgs = imgs.unsqueeze(1)
         if imgs.dim() != 4:
-            raise ValueError(f"images must be [N, H, W] or [N, C, H, W], got {tuple(imgs.shape)}")
+            raise ArgumentError(f"images must be [N, H, W] or [N, C, H, W], got {tuple(imgs.shape)}")
         if labels.ndim != 1 or labels.shape[0] != imgs.shape[0]:
-            raise ValueError(f"labels must be [N] with N = {imgs.shape[0]}, got {labels.shape}")
+            raise ArgumentError(f"labels must be [N] with N = {imgs.shape[0]}, got {labels.shape}")
         if labels.size == 0 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-            raise ValueError("labels must be non-empty non-negative integers")
+            raise ArgumentError(
+                f"labels must be non-empty non-negative integers, got dtype {labels.dtype}"
+            )
+        if imgs.is_floating_point() and not bool(torch.isfinite(imgs).all()):
+            raise ArgumentError("images hold NaN/inf pixel values")
+        if num_classes is not None:
+            num_classes = check_int(num_classes, "num_classes", min=1)
         self.num_classes = int(num_classes if num_classes is not None else labels.max() + 1)
         counts = np.bincount(labels, minlength=self.num_classes)
         if len(counts) > self.num_classes or (counts == 0).any():
-            raise ValueError(
+            raise ArgumentError(
                 f"every class 0..{self.num_classes - 1} needs an image; counts {counts.tolist()}"
             )
         self.name = name
         self._images = imgs
         if max_value is None:
             max_value = 255.0 if imgs.dtype == torch.uint8 else 1.0
-        self.max_value = float(max_value)
+        self.max_value = check_positive_float(max_value, "max_value")
         self.labels = labels.astype(np.int64)
         self.order = np.argsort(self.labels, kind="stable")  # image indices sorted by label
         self.counts = counts.astype(np.int64)
@@ -105,8 +112,7 @@ class LabelledImages(FactorDataset):
         :returns: :class:`GroupedData` with ``u_true`` = label ``[G, 1]`` and ``v_true`` = the
             image's ``example`` class ``[G, K, 1]``.
         """
-        if group_size < 1:
-            raise ValueError(f"group_size must be >= 1, got {group_size}")
+        group_size = check_int(group_size, "group_size", min=1)
         g = as_rng(rng)
         groups, labels, examples = [], [], []
         for label in range(self.num_classes):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from pyro_groups.data.dataset import GroupedData
+from pyro_groups.validation import check_float, check_int
 
 
 def exam_scores_mean(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -44,9 +45,14 @@ def exam_scores(
     :param min_size: the smallest group size.
     :returns: :class:`GroupedData` with ``x`` ``[N, K_max, 1]``, ``u_true`` ``[N, 2]`` (mu, sigma)
         and ``v_true`` ``[N, K_max, 1]``.
+    :raises ArgumentError: for a ``num_groups`` or ``min_size`` that is not a positive integer, a
+        negative or non-finite ``noise`` or ``mean_size``, or a ``seed`` that is not an integer.
     """
-    if num_groups < 1:
-        raise ValueError(f"num_groups must be positive, got {num_groups}")
+    num_groups = check_int(num_groups, "num_groups", min=1)
+    seed = check_int(seed, "seed")
+    noise = check_float(noise, "noise", min=0.0)
+    mean_size = check_float(mean_size, "mean_size", min=0.0)
+    min_size = check_int(min_size, "min_size", min=1)
     g = torch.Generator().manual_seed(seed)
     sizes = (
         torch.poisson(torch.full((num_groups,), float(mean_size)), generator=g).long() + min_size

@@ -22,6 +22,12 @@ import numpy as np
 import torch
 
 from pyro_groups.data.dataset import GroupedData
+from pyro_groups.validation import (
+    ArgumentError,
+    ArgumentTypeError,
+    check_float,
+    check_int,
+)
 
 RngLike = Union[int, np.random.Generator, torch.Generator, None]
 GroupSize = Union[int, tuple[int, int], Callable[[int, np.random.Generator], np.ndarray]]
@@ -37,7 +43,14 @@ def as_rng(rng: RngLike = None) -> np.random.Generator:
         return rng
     if isinstance(rng, torch.Generator):
         return np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=rng)))
-    return np.random.default_rng(rng)
+    if isinstance(rng, (bool, float, str)):
+        raise ArgumentTypeError(
+            f"rng must be a seed (int), a numpy or torch generator, or None; got {rng!r}"
+        )
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError) as e:
+        raise ArgumentError(f"rng={rng!r} cannot seed a generator: {e}") from None
 
 
 class FactorDataset:
@@ -65,7 +78,7 @@ class FactorDataset:
             if factor not in self.factor_names:
                 raise KeyError(f"unknown factor {factor!r}; factors are {self.factor_names}")
             return self.factor_names.index(factor)
-        j = int(factor)
+        j = check_int(factor, "factor (a name or an index)")
         if not -self.num_factors <= j < self.num_factors:
             raise IndexError(f"factor index {j} out of range for {self.num_factors} factors")
         return j % self.num_factors
@@ -78,15 +91,15 @@ class FactorDataset:
         if f.ndim == 1 and self.num_factors > 0:
             f = f[None]
         if f.ndim != 2 or f.shape[1] != self.num_factors:
-            raise ValueError(f"factors must have shape [n, {self.num_factors}], got {f.shape}")
+            raise ArgumentError(f"factors must have shape [n, {self.num_factors}], got {f.shape}")
         if f.size and not np.issubdtype(f.dtype, np.integer):
             if not np.array_equal(f, np.round(f)):
-                raise ValueError("factors must be integer classes")
+                raise ArgumentError("factors must be integer classes")
         f = f.astype(np.int64)
         sizes = np.asarray(self.factor_sizes)
         if f.size and (f.min() < 0 or (f >= sizes).any()):
             bad = int(np.argmax(((f < 0) | (f >= sizes)).any(0)))
-            raise ValueError(
+            raise ArgumentError(
                 f"factor {self.factor_names[bad]!r} must be in [0, {sizes[bad]}), "
                 f"got values in [{f[:, bad].min()}, {f[:, bad].max()}]"
             )
@@ -105,6 +118,7 @@ class FactorDataset:
 
     def sample_factors(self, n: int, rng: RngLike = None) -> np.ndarray:
         """``n`` factor rows drawn uniformly and independently, int64 ``[n, F]``."""
+        n = check_int(n, "n", min=0)
         g = as_rng(rng)
         return np.stack([g.integers(0, s, size=n) for s in self.factor_sizes], 1).astype(np.int64)
 
@@ -126,18 +140,32 @@ class FactorDataset:
 def group_sizes(num_groups: int, group_size: GroupSize, rng: RngLike = None) -> np.ndarray:
     """Draw ``num_groups`` group sizes: an int (fixed), ``(low, high)`` (uniform, inclusive) or a
     callable ``(num_groups, rng) -> sizes`` such as :func:`poisson_sizes`."""
+    num_groups = check_int(num_groups, "num_groups", min=1)
     g = as_rng(rng)
     if callable(group_size):
-        sizes = np.asarray(group_size(num_groups, g), dtype=np.int64)
+        drawn = np.asarray(group_size(num_groups, g))
+        if drawn.dtype.kind not in "iu":
+            raise ArgumentTypeError(
+                f"group_size callable must return integers, got dtype {drawn.dtype}"
+            )
+        sizes = drawn.astype(np.int64)
     elif isinstance(group_size, tuple):
-        low, high = group_size
-        if not 1 <= low <= high:
-            raise ValueError(f"group size range must satisfy 1 <= low <= high, got {group_size}")
+        if len(group_size) != 2:
+            raise ArgumentError(f"group_size range must be (low, high), got {group_size}")
+        low = check_int(group_size[0], "group_size low", min=1)
+        high = check_int(group_size[1], "group_size high", min=1)
+        if not low <= high:
+            raise ArgumentError(
+                f"group size range must satisfy 1 <= low <= high, got {group_size}"
+            )
         sizes = g.integers(low, high + 1, size=num_groups)
     else:
-        sizes = np.full(num_groups, int(group_size), dtype=np.int64)
+        size = check_int(group_size, "group_size (an int, a (low, high) range or a callable)")
+        if size < 1:
+            raise ArgumentError(f"group_size must be >= 1, got {size}")
+        sizes = np.full(num_groups, size, dtype=np.int64)
     if sizes.shape != (num_groups,) or (sizes < 1).any():
-        raise ValueError(f"group sizes must be {num_groups} positive integers")
+        raise ArgumentError(f"group sizes must be {num_groups} positive integers")
     return sizes.astype(np.int64)
 
 
@@ -145,9 +173,14 @@ def poisson_sizes(
     mean: float, min_size: int = 1
 ) -> Callable[[int, np.random.Generator], np.ndarray]:
     """Ragged sizes ``min_size + Poisson(mean)`` (the Exam-Scores recipe), for ``group_size``."""
-    if min_size < 1:
-        raise ValueError(f"min_size must be >= 1, got {min_size}")
+    mean = check_float(mean, "mean", min=0.0)
+    min_size = check_int(min_size, "min_size", min=1)
     return lambda n, g: min_size + g.poisson(mean, size=n)
+
+
+def _check_dtype(dtype: torch.dtype) -> None:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ArgumentTypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
 
 
 def _grouped(
@@ -182,7 +215,10 @@ def group_by_factors(
     :returns: :class:`GroupedData` with ``x`` ``[G, K, C, H, W]``, ``u_true`` ``[G, n_shared]`` and
         ``v_true`` ``[G, K, F - n_shared]`` (int64 factor classes; padded slots hold 0).
     """
+    _check_dtype(dtype)
     g = as_rng(rng)
+    if isinstance(shared, (str, int)):
+        shared = [shared]
     cols = sorted({data.factor_index(f) for f in shared})
     sizes = group_sizes(num_groups, group_size, g)
     k_max = int(sizes.max())
@@ -202,6 +238,7 @@ def random_groups(
 ) -> GroupedData:
     """Groups of independent random observations (UG-VAE's random batches): ``u_true`` is
     ``None`` and ``v_true`` ``[G, K, F]`` holds every factor."""
+    _check_dtype(dtype)
     g = as_rng(rng)
     sizes = group_sizes(num_groups, group_size, g)
     k_max = int(sizes.max())
@@ -255,8 +292,12 @@ def pairs_sharing(
         non-shared factors are drawn independently and may coincide.
     """
     f = data.num_factors
-    if k is not None and not 0 <= k < f:
-        raise ValueError(f"k must be in [0, {f}), got {k}")
+    num_pairs = check_int(num_pairs, "num_pairs", min=1)
+    if k is not None:
+        k = check_int(k, "k (the number of shared factors)")
+        if not 0 <= k < f:
+            raise ArgumentError(f"k must be in [0, {f}), got {k}")
+    _check_dtype(dtype)
     g = as_rng(rng)
     ks = np.full(num_pairs, k) if k is not None else g.integers(1, max(f, 2), size=num_pairs)
     order = np.argsort(g.random((num_pairs, f)), axis=1)

@@ -24,6 +24,7 @@ import torch
 
 from pyro_groups.data.digits import LabelledImages
 from pyro_groups.data.factors import FactorDataset, RngLike, as_rng
+from pyro_groups.validation import PyroGroupsError, check_choice
 
 DSPRITES_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 DSPRITES_NAMES = ("color", "shape", "scale", "orientation", "pos_x", "pos_y")
@@ -32,7 +33,7 @@ SHAPES3D_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orie
 _IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-class DataFileError(ValueError):
+class DataFileError(PyroGroupsError, ValueError):
     """A data file has the wrong format, keys or shapes."""
 
 
@@ -74,6 +75,8 @@ class FileFactorData(FactorDataset):
             raise DataFileError(
                 f"classes must be [N, F] with N = {images.shape[0]} > 0, got {classes.shape}"
             )
+        if not np.issubdtype(classes.dtype, np.integer):
+            raise DataFileError(f"{name}: factor classes must be integers, got {classes.dtype}")
         keep = [j for j in range(classes.shape[1]) if classes[:, j].max() > classes[:, j].min()]
         if not keep:
             raise DataFileError(f"{name}: no factor takes more than one value")
@@ -84,10 +87,21 @@ class FileFactorData(FactorDataset):
         self._images, self.max_value, self.channels_last = images, float(max_value), channels_last
         self.lookup = np.full(int(np.prod(self.factor_sizes)), -1, dtype=np.int64)
         flat = np.ravel_multi_index(classes.T, self.factor_sizes)
+        uniq, first, counts = np.unique(flat, return_index=True, return_counts=True)
+        if (counts > 1).any():
+            dup = int(np.argmax(counts > 1))
+            rows = np.flatnonzero(flat == uniq[dup])[:2].tolist()
+            raise DataFileError(
+                f"{name}: {int((counts - 1).sum())} row(s) repeat a factor combination (e.g. rows "
+                f"{rows[0]} and {rows[1]} are both {classes[rows[0]].tolist()}); every "
+                "combination must name one image"
+            )
         self.lookup[flat] = np.arange(classes.shape[0])
         self.complete = bool((self.lookup >= 0).all())
         if values is not None:
             values = np.asarray(values, dtype=np.float64)[:, keep]
+            if not np.isfinite(values).all():
+                raise DataFileError(f"{name}: the factor values hold NaN/inf entries")
             first = [np.unique(classes[:, j], return_index=True)[1] for j in range(len(keep))]
             self.values = tuple(values[idx, j] for j, idx in enumerate(first))
         shape = tuple(images.shape[1:])
@@ -195,6 +209,15 @@ def load_shapes3d(path=SHAPES3D_FILE, *, in_memory: bool = False) -> FileFactorD
             raise DataFileError(f"images must be [N, H, W, 3], got {images.shape}")
         if labels.ndim != 2 or labels.shape[0] != n:
             raise DataFileError(f"labels must be [{n}, F], got {labels.shape}")
+        if labels.dtype.kind not in "biuf":
+            raise DataFileError(f"labels must be numbers, got dtype {labels.dtype}")
+        bad = ~np.isfinite(labels)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            raise DataFileError(
+                f"{p}: labels hold {int(bad.sum())} NaN/inf value(s) (first at row {row}, column "
+                f"{col}); a missing label cannot be a factor class"
+            )
         ranks = [np.unique(np.round(c, 6), return_inverse=True)[1].reshape(-1) for c in labels.T]
         classes = np.stack(ranks, 1)
         names = SHAPES3D_NAMES if labels.shape[1] == 6 else _generic_names(labels.shape[1])
@@ -247,8 +270,7 @@ def load_mnist(directory=".", split: str = "train") -> LabelledImages:
 
     :param split: ``"train"`` (``train-images-idx3-ubyte``) or ``"test"`` (``t10k-...``).
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    check_choice(split, "split", ("train", "test"))
     d = Path(os.fspath(directory)).expanduser()
     prefix = "train" if split == "train" else "t10k"
     kinds = ("images-idx3-ubyte", "labels-idx1-ubyte")

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from pyro_groups.data.dataset import GroupedData
-from pyro_groups.data.factors import FactorDataset, RngLike, _grouped, as_rng
+from pyro_groups.data.factors import FactorDataset, RngLike, _check_dtype, _grouped, as_rng
+from pyro_groups.validation import ArgumentError, check_choice, check_int
 
 __all__ = ["pair_indices", "pairs_from_factors", "sample_pairs"]
 
@@ -59,16 +60,18 @@ def pair_indices(
         ``"groups"`` or ``"observations"`` (see the module docstring).
     :raises ValueError: if no label occurs twice, or for a bad ``weight``.
     """
-    if weight not in WEIGHTS:
-        raise ValueError(f"weight must be one of {WEIGHTS}, got {weight!r}")
+    check_choice(weight, "weight", WEIGHTS)
+    num_pairs = check_int(num_pairs, "num_pairs", min=1)
     lab = _as_numpy(labels)
     if lab.ndim != 1:
-        raise ValueError(f"labels must be one-dimensional, got shape {lab.shape}")
+        raise ArgumentError(f"labels must be one-dimensional, got shape {lab.shape}")
+    if lab.dtype.kind == "f" and not np.isfinite(lab).all():
+        raise ArgumentError("labels has NaN/inf entries; a NaN is not a group label")
     g = as_rng(rng)
     _, inverse, counts = np.unique(lab, return_inverse=True, return_counts=True)
     eligible = counts >= 2
     if not eligible.any():
-        raise ValueError("no group has two observations: cannot form pairs")
+        raise ArgumentError("no group has two observations: cannot form pairs")
     c = counts.astype(np.float64)
     w = {"pairs": c * (c - 1), "groups": np.ones_like(c), "observations": c}[weight] * eligible
     groups = g.choice(len(counts), size=num_pairs, p=w / w.sum())
@@ -108,7 +111,7 @@ def sample_pairs(
     """
     if isinstance(data, GroupedData):
         if labels is not None or factors is not None:
-            raise ValueError("labels and factors are only for raw observations, not a GroupedData")
+            raise ArgumentError("labels and factors are only for raw observations, not a GroupedData")
         valid = data.mask.nonzero()  # [n, 2]: (group, slot) of every real observation
         idx = pair_indices(valid[:, 0].cpu(), num_pairs, rng=rng, weight=weight).to(data.device)
         grp, slot = valid[idx, 0], valid[idx, 1]  # [P, 2]
@@ -117,12 +120,12 @@ def sample_pairs(
         v = data.v_true[grp, slot] if data.v_true is not None else None
         return GroupedData(x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device), u, v)
     if labels is None:
-        raise ValueError("pass labels [n] with raw observations x [n, *event] (or a GroupedData)")
+        raise ArgumentError("pass labels [n] with raw observations x [n, *event] (or a GroupedData)")
     x = torch.as_tensor(data)
     lab = _as_numpy(labels)
     if lab.shape[:1] != x.shape[:1]:
         n_labels = lab.shape[0] if lab.ndim else 0
-        raise ValueError(f"labels has {n_labels} entries, x has {x.shape[0]}")
+        raise ArgumentError(f"labels has {n_labels} entries, x has {x.shape[0]}")
     idx = pair_indices(lab, num_pairs, rng=rng, weight=weight)
     xi = x[idx.to(x.device)]
     u = None
@@ -158,9 +161,13 @@ def pairs_from_factors(
         classes ``[P, n_shared]`` and ``v_true`` the others ``[P, 2, F - n_shared]`` (int64), in
         the data set's factor order.
     """
+    num_pairs = check_int(num_pairs, "num_pairs", min=1)
+    _check_dtype(dtype)
+    if isinstance(shared, (str, int)):
+        shared = [shared]
     cols = sorted({data.factor_index(f) for f in shared})
     if not 0 < len(cols) < data.num_factors:
-        raise ValueError(
+        raise ArgumentError(
             f"shared must name between 1 and {data.num_factors - 1} factors, got {shared}"
         )
     g = as_rng(rng)

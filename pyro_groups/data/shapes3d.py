@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from pyro_groups.data.factors import FactorDataset
+from pyro_groups.validation import check_int
 
 SHAPES = ("cube", "cylinder", "sphere", "capsule")
 
@@ -63,10 +64,8 @@ class Shapes3D(FactorDataset):
     factor_sizes = (10, 10, 10, 8, 4, 15)
 
     def __init__(self, image_size: int = 64, chunk_size: int = 512) -> None:
-        if image_size < 8:
-            raise ValueError(f"image_size must be >= 8, got {image_size}")
-        self.image_size = int(image_size)
-        self.chunk_size = int(chunk_size)
+        self.image_size = check_int(image_size, "image_size", min=8)
+        self.chunk_size = check_int(chunk_size, "chunk_size", min=1)
         self.observation_shape = (3, self.image_size, self.image_size)
         hues = np.linspace(0.0, 0.9, 10)
         scales, angles = np.linspace(0.75, 1.25, 8), np.linspace(-30.0, 30.0, 15)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from pyro_groups.data.factors import FactorDataset
+from pyro_groups.validation import check_int
 
 SHAPES = ("square", "ellipse", "heart")
 _HEART_ZOOM = 1.15  # the heart curve spans about [-1.14, 1.14] x [-1, 1.24]; fit it to radius ~1.2
@@ -62,10 +63,8 @@ class Sprites(FactorDataset):
     factor_sizes = (3, 6, 40, 32, 32)
 
     def __init__(self, image_size: int = 64, chunk_size: int = 512) -> None:
-        if image_size < 8:
-            raise ValueError(f"image_size must be >= 8, got {image_size}")
-        self.image_size = int(image_size)
-        self.chunk_size = int(chunk_size)
+        self.image_size = check_int(image_size, "image_size", min=8)
+        self.chunk_size = check_int(chunk_size, "chunk_size", min=1)
         self.observation_shape = (1, self.image_size, self.image_size)
         self.values = (
             np.arange(1, 4, dtype=np.float64),

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
+from pyro_groups.data.batch import GroupDataError
 from pyro_groups.guides.aggregators import average_of_normals, product_of_normals
 from pyro_groups.guides.mixture import UniformMixtureOfNormals
 from pyro_groups.nn import MLP, DeepSets
@@ -22,11 +23,31 @@ from pyro_groups.nn import MLP, DeepSets
 MIN_SCALE = 1e-4
 
 
-def features(x: torch.Tensor, body: Optional[nn.Module]) -> torch.Tensor:
-    """Per-observation features ``[G, K, F]`` of ``x`` ``[G, K, *event]``."""
+def features(
+    x: torch.Tensor, body: Optional[nn.Module], expected: Optional[int] = None
+) -> torch.Tensor:
+    """Per-observation features ``[G, K, F]`` of ``x`` ``[G, K, *event]``.
+
+    :param expected: the encoder's input size ``x_dim``; a mismatch raises
+        :class:`~pyro_groups.data.GroupDataError` naming both sizes (instead of a matrix-shape
+        error from inside torch).
+    """
     if body is None:
-        return x.flatten(2)
-    return body(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+        h = x.flatten(2)
+        if expected is not None and h.shape[-1] != expected:
+            raise GroupDataError(
+                f"the guide was built for x_dim={expected} features per observation, but x "
+                f"{list(x.shape)} has {h.shape[-1]} (its event {list(x.shape[2:])} flattened); "
+                f"build it with x_dim={h.shape[-1]}"
+            )
+        return h
+    h = body(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+    if expected is not None and h.shape[-1] != expected:
+        raise GroupDataError(
+            f"the guide was built for x_dim={expected}, but its body {type(body).__name__} "
+            f"gives {h.shape[-1]} features; x_dim must be the body's output size"
+        )
+    return h
 
 
 def normal_params(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,7 +83,7 @@ class PerObservationGroupEncoder(nn.Module):
 
     def observation_posteriors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-observation ``(loc, scale)`` ``[G, K, u_dim]``."""
-        return normal_params(self.net(features(x, self.body)))
+        return normal_params(self.net(features(x, self.body, self.net.in_dim)))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dist.TorchDistribution:
         loc, scale = self.observation_posteriors(x)
@@ -99,7 +120,8 @@ class DeepSetsGroupEncoder(nn.Module):
         self.net = DeepSets(MLP(x_dim, hidden, set_dim), MLP(set_dim, hidden, 2 * u_dim), pooling)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dist.TorchDistribution:
-        loc, scale = normal_params(self.net(features(x, self.body), mask))
+        h = features(x, self.body, self.net.phi.in_dim)
+        loc, scale = normal_params(self.net(h, mask))
         return dist.Normal(loc.unsqueeze(-2), scale.unsqueeze(-2)).to_event(1)
 
 
@@ -130,7 +152,7 @@ class InstanceEncoder(nn.Module):
         return self.u_dim > 0
 
     def forward(self, x: torch.Tensor, u: Optional[torch.Tensor] = None) -> dist.TorchDistribution:
-        h = features(x, self.body)
+        h = features(x, self.body, self.net.in_dim - self.u_dim)
         if self.conditional:
             if u is None:
                 raise ValueError("a conditional instance encoder needs the group code u")

@@ -27,6 +27,7 @@ from pyro_groups.guides.encoders import (
     PerObservationGroupEncoder,
 )
 from pyro_groups.models.group_vae import group_plates
+from pyro_groups.validation import ArgumentTypeError, check_choice, check_int
 
 PRESETS: dict[str, tuple[str, str]] = {
     "gvae": ("average", "unconditional"),
@@ -70,7 +71,7 @@ class GroupGuide(PyroModule):
         num_groups: Optional[int] = None,
         group_index: Optional[torch.Tensor] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        check_group_inputs(x, mask, values=is_validation_enabled())
+        check_group_inputs(x, mask, values=is_validation_enabled(), require_x=True)
         x = zero_padding(x, mask)
         groups, instances = group_plates(mask, num_groups, group_index)
         with groups:
@@ -78,6 +79,19 @@ class GroupGuide(PyroModule):
             with instances, poutine.mask(mask=mask):
                 v = pyro.sample("v", self.instance_posterior(x, u))
         return u, v
+
+
+GROUP_ENCODERS = ("average", "product", "mixture", "deepsets")
+
+
+def check_guide_sizes(*, hidden: Sequence[int] = (), **sizes: int) -> None:
+    """Check code / input sizes (positive integers) and hidden widths of a guide's encoders."""
+    for name, value in sizes.items():
+        check_int(value, name, min=1)
+    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
+        raise ArgumentTypeError(f"hidden must be a sequence of layer widths, got {hidden!r}")
+    for i, h in enumerate(hidden):
+        check_int(h, f"hidden[{i}]", min=1)
 
 
 def make_guide(
@@ -93,9 +107,17 @@ def make_guide(
 ) -> GroupGuide:
     """Compose a guide: ``group`` in ``average | product | mixture | deepsets``, ``instance`` in
     ``conditional | unconditional``. ``body`` builds a per-observation feature network (called once
-    per encoder); ``x_dim`` is then its output size."""
-    if instance not in ("conditional", "unconditional"):
-        raise ValueError(f"instance must be 'conditional' or 'unconditional', got {instance!r}")
+    per encoder); ``x_dim`` is then its output size.
+
+    :raises ArgumentError: for sizes that are not positive integers or an unknown ``group`` /
+        ``instance``. A guide whose ``x_dim`` does not match the data raises
+        :class:`~pyro_groups.data.GroupDataError` at its first call, naming both sizes.
+    """
+    check_guide_sizes(x_dim=x_dim, u_dim=u_dim, v_dim=v_dim, hidden=hidden)
+    check_choice(group, "group", GROUP_ENCODERS)
+    check_choice(instance, "instance", ("conditional", "unconditional"))
+    if body is not None and not callable(body):
+        raise ArgumentTypeError(f"body must be a factory (a callable), got {type(body).__name__}")
     make_body = body or (lambda: None)
     if group == "deepsets":
         genc: nn.Module = DeepSetsGroupEncoder(x_dim, u_dim, hidden, body=make_body())
@@ -109,7 +131,6 @@ def make_guide(
 
 def preset_guide(preset: str, x_dim: int, u_dim: int, v_dim: int, **kwargs) -> GroupGuide:
     """A named preset guide: ``gvae``, ``mlvae``, ``mlvae-mixture`` or ``cxvae``."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    check_choice(preset, "preset", PRESETS)
     group, instance = PRESETS[preset]
     return make_guide(x_dim, u_dim, v_dim, group=group, instance=instance, **kwargs)

@@ -22,6 +22,7 @@ from torch import nn
 from pyro_groups._naming import unique_name
 from pyro_groups.data.batch import check_group_inputs, zero_padding
 from pyro_groups.guides.encoders import InstanceEncoder
+from pyro_groups.guides.group_guide import check_guide_sizes
 from pyro_groups.models.group_vae import group_plates
 
 
@@ -52,6 +53,7 @@ class IIDGuide(PyroModule):
         name: Optional[str] = None,
     ) -> None:
         super().__init__(unique_name("iid_guide", name))
+        check_guide_sizes(x_dim=x_dim, z_dim=z_dim, hidden=hidden)
         self.z_dim = int(z_dim)
         net = body() if body is not None else None
         self.encoder = InstanceEncoder(x_dim, z_dim, 0, hidden, body=net)
@@ -80,7 +82,7 @@ class IIDGuide(PyroModule):
         num_groups: Optional[int] = None,
         group_index: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        check_group_inputs(x, mask, values=is_validation_enabled())
+        check_group_inputs(x, mask, values=is_validation_enabled(), require_x=True)
         x = zero_padding(x, mask)
         groups, instances = group_plates(mask, num_groups, group_index)
         with groups, instances, poutine.mask(mask=mask):

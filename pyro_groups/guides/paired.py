@@ -34,9 +34,10 @@ from torch import nn
 
 from pyro_groups.data.batch import check_group_inputs, zero_padding
 from pyro_groups.guides.encoders import InstanceEncoder, features, normal_params
-from pyro_groups.guides.group_guide import GroupGuide, make_guide
+from pyro_groups.guides.group_guide import GroupGuide, check_guide_sizes, make_guide
 from pyro_groups.models.group_vae import group_plates
 from pyro_groups.nn import MLP
+from pyro_groups.validation import check_choice
 
 __all__ = ["PAIR_KINDS", "PairedGuide", "PerMemberGroupEncoder", "pair_guide"]
 
@@ -66,7 +67,7 @@ class PerMemberGroupEncoder(nn.Module):
 
     def observation_posteriors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-observation ``(loc, scale)`` ``[G, K, u_dim]``."""
-        return normal_params(self.net(features(x, self.body)))
+        return normal_params(self.net(features(x, self.body, self.net.in_dim)))
 
     def forward(
         self, x: torch.Tensor, mask: Optional[torch.Tensor] = None
@@ -100,7 +101,7 @@ class PairedGuide(GroupGuide):
         num_groups: Optional[int] = None,
         group_index: Optional[torch.Tensor] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        check_group_inputs(x, mask, values=is_validation_enabled())
+        check_group_inputs(x, mask, values=is_validation_enabled(), require_x=True)
         x = zero_padding(x, mask)
         groups, instances = group_plates(mask, num_groups, group_index)
         with groups, instances, poutine.mask(mask=mask):
@@ -133,13 +134,12 @@ def pair_guide(
     :param body: a factory of a per-observation feature network, called once per encoder;
         ``x_dim`` is then its output size.
     """
-    if kind not in PAIR_KINDS:
-        raise ValueError(f"kind must be one of {sorted(PAIR_KINDS)}, got {kind!r}")
+    check_choice(kind, "kind", PAIR_KINDS)
+    check_guide_sizes(x_dim=x_dim, u_dim=u_dim, v_dim=v_dim, hidden=hidden)
     if kind != "group_tcvae":
         return make_guide(x_dim, u_dim, v_dim, group=PAIR_KINDS[kind], instance=instance,
                           hidden=hidden, body=body, name=name)
-    if instance not in ("conditional", "unconditional"):
-        raise ValueError(f"instance must be 'conditional' or 'unconditional', got {instance!r}")
+    check_choice(instance, "instance", ("conditional", "unconditional"))
     make_body = body or (lambda: None)
     genc = PerMemberGroupEncoder(x_dim, u_dim, hidden, body=make_body())
     cond_dim = u_dim if instance == "conditional" else 0

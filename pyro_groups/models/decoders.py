@@ -16,6 +16,7 @@ from torch.nn.functional import softplus
 
 from pyro_groups.data.exam_scores import exam_scores_mean
 from pyro_groups.nn import MLP
+from pyro_groups.validation import check_choice, check_int, check_positive_float
 
 
 class ExamScoresDecoder(nn.Module):
@@ -25,6 +26,8 @@ class ExamScoresDecoder(nn.Module):
         \quad u = (\mu, \sigma)
 
     :param noise: the likelihood's standard deviation ``s`` (0.1, the data's noise, by default).
+    :raises ArgumentError: if ``noise`` is not a finite positive number (a zero scale would make
+        every log-likelihood infinite).
     """
 
     u_dim = 2
@@ -33,7 +36,7 @@ class ExamScoresDecoder(nn.Module):
 
     def __init__(self, noise: float = 0.1) -> None:
         super().__init__()
-        self.noise = noise
+        self.noise = check_positive_float(noise, "noise")
 
     def mean(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return exam_scores_mean(u, v)
@@ -66,8 +69,9 @@ class MLPDecoder(nn.Module):
         likelihood: str = "normal",
     ) -> None:
         super().__init__()
-        if likelihood not in ("normal", "bernoulli"):
-            raise ValueError(f"likelihood must be 'normal' or 'bernoulli', got {likelihood!r}")
+        check_choice(likelihood, "likelihood", ("normal", "bernoulli"))
+        u_dim, v_dim = check_int(u_dim, "u_dim", min=0), check_int(v_dim, "v_dim", min=1)
+        x_dim = check_int(x_dim, "x_dim", min=1)
         self.u_dim, self.v_dim, self.likelihood = u_dim, v_dim, likelihood
         self.event_shape = torch.Size([x_dim])
         self.net = MLP(u_dim + v_dim, hidden, x_dim)

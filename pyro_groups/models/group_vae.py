@@ -24,7 +24,8 @@ from pyro.nn.module import to_pyro_module_
 from torch import nn
 
 from pyro_groups._naming import unique_name
-from pyro_groups.data.batch import check_group_inputs, zero_padding
+from pyro_groups.data.batch import GroupDataError, check_group_inputs, zero_padding
+from pyro_groups.validation import ArgumentError, ArgumentTypeError, check_int
 
 
 def group_plates(
@@ -71,6 +72,60 @@ def prepare_inputs(
     return x, groups, instances, ref
 
 
+def check_likelihood(
+    likelihood: dist.TorchDistribution, x: Optional[torch.Tensor], mask: torch.Tensor
+) -> None:
+    """Check observations ``x`` ``[G, K, *event]`` against the decoder's likelihood before
+    they are scored, so that a configuration mistake is not reported as divergence.
+
+    The event shapes must agree (always checked). Under Pyro's validation, when the likelihood
+    validates its arguments, the observed entries (``mask`` true) must lie in its support: a
+    Bernoulli decoder on real-valued data is named as such.
+
+    :raises GroupDataError: naming the shapes, or the distribution, its support and the count of
+        observations outside it.
+    """
+    if x is None:
+        return
+    event = tuple(likelihood.event_shape)
+    if tuple(x.shape[2:]) != event:
+        raise GroupDataError(
+            f"x has event shape {list(x.shape[2:])} (x is {list(x.shape)}) but the decoder's "
+            f"likelihood {type(likelihood).__name__} has event shape {list(event)}; build the "
+            "decoder for this data (e.g. its x_dim or image size)"
+        )
+    if not (is_validation_enabled() and getattr(likelihood, "_validate_args", False)):
+        return
+    ok = likelihood.support.check(x)
+    outside = ~ok & mask if ok.shape[-2:] == mask.shape else ~ok
+    if bool(outside.any()):
+        base = getattr(likelihood, "base_dist", likelihood)
+        values = x[mask].flatten()
+        raise GroupDataError(
+            f"{int(outside.sum())} observation(s) of x lie outside the support "
+            f"({likelihood.support}) of the decoder's {type(base).__name__} likelihood; x ranges "
+            f"over [{float(values.min()):.4g}, {float(values.max()):.4g}]. Choose a likelihood "
+            "for this data (e.g. likelihood='normal' for real values; a Bernoulli needs x in "
+            "{0, 1})"
+        )
+
+
+def code_size(decoder: nn.Module, attr: str, given: Optional[int], model: str) -> int:
+    """``given``, or the decoder's ``attr`` (``"u_dim"`` / ``"v_dim"``), as a positive ``int``.
+
+    :raises ArgumentError: if neither is there, naming the model, the decoder and the argument.
+    """
+    if given is None:
+        if not hasattr(decoder, attr):
+            raise ArgumentError(
+                f"{model} cannot tell the code size: the decoder {type(decoder).__name__} has no "
+                f"{attr} attribute; pass {model}(decoder, {attr}=...) or give the decoder a "
+                f"{attr}"
+            )
+        given = getattr(decoder, attr)
+    return check_int(given, attr, min=1)
+
+
 class GroupVAE(PyroModule):
     """Group VAE model ``p(u) prod_k p(v_k) p(x_k | u, v_k)`` with masked ragged groups.
 
@@ -78,6 +133,7 @@ class GroupVAE(PyroModule):
     Padded slots (``mask`` false) contribute exactly zero to the log joint.
 
     :param decoder: a decoder module (see :mod:`pyro_groups.models.decoders`).
+    :raises ArgumentError: if the code sizes are neither given nor attributes of the decoder.
     :param u_dim: group code size (defaults to ``decoder.u_dim``).
     :param v_dim: instance code size (defaults to ``decoder.v_dim``).
     :param name: Pyro name; unique by default so that models can coexist in one process.
@@ -91,9 +147,15 @@ class GroupVAE(PyroModule):
         name: Optional[str] = None,
     ) -> None:
         super().__init__(unique_name("model", name))
+        if not isinstance(decoder, nn.Module):
+            raise ArgumentTypeError(
+                f"decoder must be a torch.nn.Module returning p(x | u, v), got "
+                f"{type(decoder).__name__}"
+            )
+        model = type(self).__name__
         self.decoder = decoder
-        self.u_dim = int(u_dim if u_dim is not None else decoder.u_dim)
-        self.v_dim = int(v_dim if v_dim is not None else decoder.v_dim)
+        self.u_dim = code_size(decoder, "u_dim", u_dim, model)
+        self.v_dim = code_size(decoder, "v_dim", v_dim, model)
         to_pyro_module_(self)
 
     def prior(self, dim: int, like: torch.Tensor) -> dist.TorchDistribution:
@@ -118,4 +180,6 @@ class GroupVAE(PyroModule):
             u = pyro.sample("u", self.prior(self.u_dim, ref))
             with instances, poutine.mask(mask=mask):
                 v = pyro.sample("v", self.prior(self.v_dim, ref))
-                return pyro.sample("x", self.decoder(u, v), obs=x)
+                px = self.decoder(u, v)
+                check_likelihood(px, x, mask)
+                return pyro.sample("x", px, obs=x)

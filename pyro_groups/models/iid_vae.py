@@ -27,7 +27,8 @@ from pyro.nn.module import to_pyro_module_
 from torch import nn
 
 from pyro_groups._naming import unique_name
-from pyro_groups.models.group_vae import prepare_inputs
+from pyro_groups.models.group_vae import check_likelihood, code_size, prepare_inputs
+from pyro_groups.validation import ArgumentError
 
 
 def empty_group_code(z: torch.Tensor) -> torch.Tensor:
@@ -53,14 +54,12 @@ class IIDVAE(PyroModule):
     ) -> None:
         super().__init__(unique_name("iid_model", name))
         if int(getattr(decoder, "u_dim", 0)) != 0:
-            raise ValueError(
+            raise ArgumentError(
                 "IIDVAE's decoder must take an empty group code (u_dim=0), got "
                 f"u_dim={decoder.u_dim}; build it as e.g. ConvDecoder(0, z_dim)"
             )
-        if z_dim is None and not hasattr(decoder, "v_dim"):
-            raise ValueError("z_dim is required when the decoder has no v_dim attribute")
         self.decoder = decoder
-        self.z_dim = int(z_dim if z_dim is not None else decoder.v_dim)
+        self.z_dim = code_size(decoder, "v_dim", z_dim, "IIDVAE")
         to_pyro_module_(self)
 
     def prior(self, like: torch.Tensor) -> dist.TorchDistribution:
@@ -92,4 +91,6 @@ class IIDVAE(PyroModule):
         x, groups, instances, ref = prepare_inputs(x, mask, num_groups, group_index)
         with groups, instances, poutine.mask(mask=mask):
             z = pyro.sample("z", self.prior(ref))
-            return pyro.sample("x", self.likelihood(z), obs=x)
+            px = self.likelihood(z)
+            check_likelihood(px, x, mask)
+            return pyro.sample("x", px, obs=x)

@@ -31,7 +31,7 @@ from pyro import poutine
 from torch import nn
 
 from pyro_groups._naming import unique_name
-from pyro_groups.models.group_vae import GroupVAE, prepare_inputs
+from pyro_groups.models.group_vae import GroupVAE, check_likelihood, prepare_inputs
 
 __all__ = ["PairedVAE", "pair_model"]
 
@@ -75,7 +75,9 @@ class PairedVAE(GroupVAE):
         with groups, instances, poutine.mask(mask=mask):
             u = pyro.sample("u", self.prior(self.u_dim, ref))
             v = pyro.sample("v", self.prior(self.v_dim, ref))
-            return pyro.sample("x", self.decoder(u, v), obs=x)
+            px = self.decoder(u, v)
+            check_likelihood(px, x, mask)
+            return pyro.sample("x", px, obs=x)
 
 
 def pair_model(kind: str, decoder: nn.Module, name: Optional[str] = None) -> GroupVAE:

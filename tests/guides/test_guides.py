@@ -96,7 +96,7 @@ def test_presets():
         assert getattr(guide.group_encoder, "aggregator", "deepsets") == group
     with pytest.raises(ValueError, match="unknown preset"):
         preset_guide("vae", 1, 2, 1)
-    with pytest.raises(ValueError, match="aggregator"):
+    with pytest.raises(ValueError, match="unknown group .median."):
         make_guide(1, 2, 1, group="median")
     with pytest.raises(ValueError, match="instance"):
         make_guide(1, 2, 1, instance="both")

@@ -12,6 +12,7 @@ from torch.testing import assert_close
 from linear_gaussian import LinearGaussianDecoder
 from pyro_groups.data import GroupDataError, exam_scores_mean
 from pyro_groups.models import ExamScoresDecoder, GroupVAE, MLPDecoder
+from pyro_groups.validation import ArgumentError
 
 DECODERS = {
     "exam": lambda: ExamScoresDecoder(),
@@ -184,7 +185,7 @@ def test_code_sizes_default_to_the_decoder_and_can_be_overridden():
     model = GroupVAE(Bare(), u_dim=5, v_dim=4)
     tr = trace_model(model, torch.zeros(2, 3, 1), torch.ones(2, 3, dtype=torch.bool))
     assert tr.nodes["u"]["value"].shape == (2, 1, 5) and tr.nodes["v"]["value"].shape == (2, 3, 4)
-    with pytest.raises(AttributeError):
+    with pytest.raises(ArgumentError, match="has no u_dim attribute"):
         GroupVAE(Bare())
 
 
