@@ -1,5 +1,9 @@
-"""Matplotlib figures, saved to files. matplotlib is imported lazily, with the Agg backend
-unless one is already chosen."""
+"""Matplotlib figures, saved to files.
+
+matplotlib is imported lazily, and figures are drawn on a :class:`matplotlib.figure.Figure` with
+its own Agg canvas: nothing here goes through ``pyplot``, so a user's backend, interactive
+figures and ``pyplot`` state are left alone (no ``matplotlib.use``).
+"""
 from __future__ import annotations
 
 import os
@@ -7,15 +11,28 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from pyro_groups.validation import ArgumentError
 
-def _pyplot():
-    import matplotlib
+__all__ = ["error_curves_figure", "new_figure", "save_figure", "translation_figure"]
 
-    if "MPLBACKEND" not in os.environ:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    return plt
+def new_figure(**kwargs: Any) -> Any:
+    """A ``matplotlib.figure.Figure`` (``kwargs`` as for ``Figure``, e.g. ``figsize``, ``layout``)
+    attached to an Agg canvas, outside pyplot: it never opens a window and is freed with its last
+    reference."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> str:
+    """Save ``fig`` to ``path`` (``dpi=110`` unless given) and return the path as a string."""
+    kwargs.setdefault("dpi", 110)
+    fig.savefig(path, **kwargs)
+    return str(path)
 
 
 def translation_figure(
@@ -24,13 +41,21 @@ def translation_figure(
     """CxVAE Fig. 3: for each panel, the source and target groups' scores, the translated scores,
     and a line from each source observation to its translation (uncrossed lines = instance kept).
 
+    The legend sits in its own row below the last panel, outside the data.
+
     :param panels: dicts with ``name``, 1-D arrays ``source``, ``target``, ``translated`` (aligned
         with ``source``) and optionally ``truth`` (the ground-truth translation).
     """
-    plt = _pyplot()
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.2 * len(panels)), squeeze=False)
+    if len(panels) == 0:
+        raise ArgumentError("panels is empty: nothing to draw")
+    fig = new_figure(figsize=(8, 1.0 + 2.0 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False, sharex=True)
     for ax, p in zip(axes[:, 0], panels):
         src, tgt, tr = (np.asarray(p[k]).ravel() for k in ("source", "target", "translated"))
+        if src.shape != tr.shape:
+            raise ArgumentError(
+                f"panel {p.get('name')!r}: translated has {tr.size} values, source {src.size}"
+            )
         for a, b in zip(src, tr):
             ax.plot([a, b], [0.0, 1.0], color="grey", lw=0.6, alpha=0.7)
         ax.scatter(src, np.zeros_like(src), color="gold", label="source", zorder=3)
@@ -39,16 +64,15 @@ def translation_figure(
         if "truth" in p:
             truth = np.asarray(p["truth"]).ravel()
             y = np.full_like(truth, 0.85)
-            ax.scatter(truth, y, color="black", marker="|", label="true translation")
+            ax.scatter(truth, y, color="black", marker="|", label="true translation", zorder=4)
         ax.set_yticks([0, 1, 1.25], ["source", "translated", "target"])
-        ax.set_title(str(p["name"]))
-    axes[0, 0].legend(loc="upper left", fontsize="small", ncol=4)
+        ax.set_ylim(-0.2, 1.45)
+        ax.set_title(str(p["name"]), fontsize="medium", loc="left")
     axes[-1, 0].set_xlabel("score x")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize="small")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)
 
 
 def error_curves_figure(
@@ -60,22 +84,32 @@ def error_curves_figure(
 ) -> str:
     """CxVAE Fig. 5: per metric, each model's median over seeds with a min-max band.
 
+    Epochs are whole numbers on the x axis; the legend sits below the panels, outside the data.
+
     :param curves: ``curves[model][metric]`` is a ``[seeds][epochs]`` nested list.
     """
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    from matplotlib.ticker import MaxNLocator
+
+    if len(metrics) == 0 or len(curves) == 0:
+        raise ArgumentError("curves and metrics must both be non-empty")
+    fig = new_figure(figsize=(4.2 * len(metrics), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for model, by_metric in curves.items():
             arr = np.asarray(by_metric[metric], dtype=float)
+            if arr.ndim != 2 or arr.shape[1] == 0:
+                raise ArgumentError(
+                    f"curves[{model!r}][{metric!r}] must be [seeds][epochs], got shape {arr.shape}"
+                )
             epochs = np.arange(1, arr.shape[1] + 1)
-            (line,) = ax.plot(epochs, np.median(arr, 0), label=model)
+            (line,) = ax.plot(epochs, np.median(arr, 0), label=model, marker=".", ms=3)
             ax.fill_between(epochs, arr.min(0), arr.max(0), color=line.get_color(), alpha=0.2)
         ax.set_title(metric)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_yscale("log")
-    axes[0, 0].legend(fontsize="small")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    ncol = min(len(labels), 5)
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)

@@ -1,8 +1,8 @@
 """Image figures saved to files: reconstruction grids and latent traversals.
 
 Images are arrays or tensors ``[..., C, H, W]`` with values in ``[0, 1]`` (``C`` = 1 grey or 3
-colour). matplotlib is imported lazily (Agg unless a backend is chosen), as in
-:mod:`pyro_groups.plots`.
+colour). matplotlib is imported lazily and figures are drawn outside pyplot on an Agg canvas, as
+in :mod:`pyro_groups.plots` (a user's backend is left alone).
 """
 from __future__ import annotations
 
@@ -12,17 +12,9 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from pyro_groups.plots import new_figure, save_figure
+
 __all__ = ["latent_traversal_figure", "latent_traversals", "mosaic", "reconstruction_grid"]
-
-
-def _pyplot():
-    import matplotlib
-
-    if "MPLBACKEND" not in os.environ:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _as_images(images: Any) -> np.ndarray:
@@ -102,19 +94,17 @@ def reconstruction_grid(
     tiles = padded.reshape(len(sets), blocks, cols, *orig.shape[1:]).swapaxes(0, 1)
     tiles = tiles.reshape(blocks * len(sets), cols, *orig.shape[1:])
     h, w = orig.shape[1:3]
-    plt = _pyplot()
     zoom = max(1.0, w / 32), max(1.0, h / 32)
     width = max(4.5, 1.2 + 0.45 * cols * zoom[0])
-    fig, ax = plt.subplots(figsize=(width, 0.6 + 0.45 * len(tiles) * zoom[1]))
+    fig = new_figure(figsize=(width, 0.6 + 0.45 * len(tiles) * zoom[1]))
+    ax = fig.add_subplot()
     _imshow(ax, mosaic(tiles))
     ax.set_xticks([])
     row_names = [names[r % len(sets)] for r in range(len(tiles))]
     ax.set_yticks(_centres(len(tiles), h), row_names, fontsize="small")
     ax.set_title(title, fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path, dpi=100, bbox_inches="tight")
 
 
 @torch.no_grad()
@@ -166,10 +156,10 @@ def latent_traversal_figure(
     if len(labels) != rows:
         raise ValueError(f"need {rows} row labels, got {len(labels)}")
     h, w = arr.shape[2:4]
-    plt = _pyplot()
     zoom = max(1.0, w / 32), max(1.0, h / 32)
     width = max(4.5, 1.0 + 0.5 * cols * zoom[0])
-    fig, ax = plt.subplots(figsize=(width, 0.7 + 0.5 * rows * zoom[1]))
+    fig = new_figure(figsize=(width, 0.7 + 0.5 * rows * zoom[1]))
+    ax = fig.add_subplot()
     _imshow(ax, mosaic(arr))
     ax.set_yticks(_centres(rows, h), labels, fontsize="small")
     if values is not None:
@@ -179,6 +169,4 @@ def latent_traversal_figure(
         ax.set_xticks([])
     ax.set_title(title, fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path, dpi=100, bbox_inches="tight")

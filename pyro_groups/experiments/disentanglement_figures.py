@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pyro_groups.plots import _pyplot
+from pyro_groups.plots import new_figure, save_figure
 from pyro_groups.plots_images import latent_traversal_figure, reconstruction_grid
 
 LABELS = {
@@ -26,9 +26,9 @@ MARKERS = "os^vDP*X"
 
 def rank_correlation_figure(rho: np.ndarray, metrics: Sequence[str], path: str | os.PathLike,
                             *, title: str = "Spearman rank correlation of the metrics") -> str:
-    plt = _pyplot()
     names = [LABELS.get(m, m) for m in metrics]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(names), 0.6 + 0.7 * len(names)))
+    fig = new_figure(figsize=(1.0 + 0.8 * len(names), 0.6 + 0.7 * len(names)))
+    ax = fig.add_subplot()
     shown = np.where(np.isfinite(rho), rho, 0.0)
     im = ax.imshow(shown, vmin=-1, vmax=1, cmap="RdBu_r")
     for i in range(len(names)):
@@ -42,9 +42,7 @@ def rank_correlation_figure(rho: np.ndarray, metrics: Sequence[str], path: str |
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(title, fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path, dpi=110)
 
 
 def scores_by_seed_figure(
@@ -56,10 +54,10 @@ def scores_by_seed_figure(
 ) -> str:
     """One panel per metric; x: model, two offsets for the two hyper-parameter values (low: blue,
     high: orange), one marker per seed, a bar at each configuration's mean."""
-    plt = _pyplot()
     cols = min(4, len(metrics))
     rows = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig = new_figure(figsize=(4.2 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
     for ax, m in zip(axes.flat, metrics):
         for i, name in enumerate(models):
@@ -83,9 +81,7 @@ def scores_by_seed_figure(
         "Score by model, hyper-parameter (blue: first value, orange: second) and seed (marker)"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def write_figures(runs, rho, examples: dict[str, dict], cfg, out: Path) -> list[str]:

@@ -1,13 +1,17 @@
 """Posterior predictive checks: draws, ArviZ conversion, tail probabilities, the plot."""
+import math
 import warnings
 
+import arviz as az
 import numpy as np
 import pytest
 import torch
 from known_guides import oracle_guide, useless_guide
+from pyro.distributions import Normal
+from torch.testing import assert_close
 
 from pyro_groups import ExamScoresDecoder, GroupVAE, exam_scores
-from pyro_groups.data import GroupBatch
+from pyro_groups.data import GroupBatch, exam_scores_mean
 from pyro_groups.evaluation import plot_ppc, posterior_predictive, ppc_summary, to_inference_data
 from pyro_groups.guides import preset_guide
 
@@ -35,10 +39,13 @@ def test_posterior_predictive_shapes(model, batch):
     small = GroupBatch(batch.x[:5], batch.mask[:5])
     draws = posterior_predictive(model, preset_guide("cxvae", 1, 2, 1), small, num_samples=7)
     g, k = small.mask.shape
-    assert set(draws) == {"u", "v", "x"}
+    assert set(draws) == {"u", "v", "x", "log_likelihood"}
+    assert draws.levels == {"u": "group", "v": "instance"}
     assert draws["u"].shape == (7, g, 2)
     assert draws["v"].shape == (7, g, k, 1)
     assert draws["x"].shape == (7, g, k, 1)
+    assert draws["log_likelihood"].shape == (7, g, k)
+    assert (draws["log_likelihood"][:, ~small.mask] == 0).all()
     assert all(torch.isfinite(t).all() for t in draws.values())
 
 
@@ -58,9 +65,17 @@ def test_to_inference_data(model, batch):
     small = GroupBatch(batch.x[:6], batch.mask[:6])
     draws = posterior_predictive(model, useless_guide(), small, num_samples=5)
     idata = to_inference_data(small, draws)
-    assert {"posterior", "posterior_predictive", "observed_data"} <= set(idata.groups())
+    assert set(idata.groups()) == {
+        "posterior", "posterior_predictive", "log_likelihood", "observed_data"
+    }
     n_obs = int(small.mask.sum())
+    assert set(idata.posterior.data_vars) == {"u", "v"}
     assert dict(idata.posterior["u"].sizes) == {"chain": 1, "draw": 5, "group": 6, "u_dim": 2}
+    assert dict(idata.posterior["v"].sizes) == {"chain": 1, "draw": 5, "obs": n_obs, "v_dim": 1}
+    np.testing.assert_array_equal(
+        idata.posterior["v"].values[0], draws["v"][:, small.mask].numpy()
+    )
+    assert dict(idata.log_likelihood["x"].sizes) == {"chain": 1, "draw": 5, "obs": n_obs}
     assert dict(idata.posterior_predictive["x"].sizes) == {"chain": 1, "draw": 5, "obs": n_obs}
     assert dict(idata.observed_data["x"].sizes) == {"obs": n_obs}
     observed = idata.observed_data["x"].values
@@ -114,3 +129,72 @@ def test_plot_ppc_writes_a_png(model, batch, tmp_path):
         warnings.simplefilter("ignore", DeprecationWarning)
         path = plot_ppc(idata, tmp_path / "ppc.png", num_pp_samples=4)
     assert (tmp_path / "ppc.png").stat().st_size > 1000 and path.endswith("ppc.png")
+
+
+def test_log_likelihood_is_the_decoders_at_each_draw(model, batch):
+    small = GroupBatch(batch.x[:5], batch.mask[:5])
+    draws = posterior_predictive(model, preset_guide("gvae", 1, 2, 1), small, num_samples=4)
+    # known answer: the Exam-Scores likelihood N(x; 2 mu + (sigma^2 + 1) v, 0.1^2) at the draws
+    loc = exam_scores_mean(draws["u"].unsqueeze(-2), draws["v"])
+    expected = Normal(loc, 0.1).log_prob(small.x)[..., 0]
+    m = small.mask
+    assert_close(draws["log_likelihood"][:, m], expected[:, m])
+
+
+def test_loo_and_waic_run_and_waic_matches_its_definition(model, batch, data):
+    small = GroupBatch(batch.x[:8], batch.mask[:8])
+    draws = posterior_predictive(model, oracle_guide(data), small, num_samples=S)
+    idata = to_inference_data(small, draws)
+    ll = draws["log_likelihood"][:, small.mask].double()  # [S, n_obs]
+    lppd = torch.logsumexp(ll, 0) - math.log(S)
+    p_waic = ll.var(0)  # ArviZ: the sample variance (ddof=1) of the pointwise log-likelihood
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pareto k / WAIC variance warnings on 40 draws
+        waic = az.waic(idata, pointwise=True)
+        loo = az.loo(idata, pointwise=True)
+    assert waic.elpd_waic == pytest.approx(float((lppd - p_waic).sum()), rel=1e-6)
+    assert loo.elpd_loo <= float(lppd.sum()) + 1e-6  # leaving an observation out cannot help
+    assert len(loo.pareto_k) == int(small.mask.sum())
+    by_group = to_inference_data(small, draws, pointwise="group")
+    assert dict(by_group.log_likelihood["x"].sizes) == {"chain": 1, "draw": S, "group": 8}
+    assert_close(
+        torch.as_tensor(by_group.log_likelihood["x"].values[0]),
+        (draws["log_likelihood"].double() * small.mask).sum(-1),
+    )
+
+
+@pytest.mark.parametrize("family", ["iid", "paired"])
+def test_every_model_family(batch, family):
+    from pyro_groups import MLPDecoder
+    from pyro_groups.guides import IIDGuide, pair_guide
+    from pyro_groups.models import IIDVAE, PairedVAE
+
+    small = GroupBatch(batch.x[:4], batch.mask[:4])
+    if family == "iid":
+        model, guide, latents = IIDVAE(MLPDecoder(0, 2, 1, hidden=(4,))), IIDGuide(1, 2), {"z"}
+    else:
+        model = PairedVAE(MLPDecoder(2, 1, 1, hidden=(4,)))
+        guide, latents = pair_guide("group_tcvae", 1, 2, 1, hidden=(4,)), {"u", "v"}
+    draws = posterior_predictive(model, guide, small, num_samples=3)
+    assert set(draws) == latents | {"x", "log_likelihood"}
+    assert set(draws.levels.values()) == {"instance"}
+    idata = to_inference_data(small, draws)
+    assert set(idata.posterior.data_vars) == latents
+    n_obs = int(small.mask.sum())
+    for name in latents:
+        assert idata.posterior[name].sizes["obs"] == n_obs
+    assert 0.0 <= ppc_summary(small, draws)["central95_mean"] <= 1.0
+
+
+def test_plot_ppc_leaves_pyplot_alone(model, batch, tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    small = GroupBatch(batch.x[:4], batch.mask[:4])
+    idata = to_inference_data(small, posterior_predictive(model, useless_guide(), small,
+                                                          num_samples=3))
+    backend, figures = matplotlib.get_backend(), plt.get_fignums()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        plot_ppc(idata, tmp_path / "ppc.png", num_pp_samples=3)
+    assert matplotlib.get_backend() == backend and plt.get_fignums() == figures
