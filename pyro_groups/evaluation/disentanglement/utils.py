@@ -11,43 +11,47 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
+from pyro_groups.validation import ArgumentError, check_finite_array, check_int
+
 RngLike = Union[int, np.random.Generator, None]
 Represent = Callable[[np.ndarray], Any]
 SampleFactors = Callable[[int, np.random.Generator], Any]
 PointFeatures = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def as_array(x: Any, *, name: str = "array") -> np.ndarray:
-    """Return ``x`` as a 2-D numpy array ``[N, D]``.
+def as_array(x: Any, *, name: str = "array", numeric: bool = True) -> np.ndarray:
+    """Return ``x`` as a 2-D numpy array ``[N, D]`` with finite entries.
 
     :param x: array-like or torch tensor (on any device); a 1-D input becomes one column.
     :param name: name used in error messages.
-    :raises ValueError: if ``x`` has more than two dimensions.
+    :param numeric: require numbers (``False`` also admits e.g. string factor labels).
+    :raises ArgumentError: if ``x`` has more than two dimensions or NaN / inf entries (naming
+        ``name``, the count and the first position), or does not hold numbers when ``numeric``.
     """
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be 1-D or 2-D, got shape {arr.shape}")
-    return arr
+    arr = check_finite_array(x, name, ndim=(1, 2), numeric=numeric, allow_empty=True)
+    return arr[:, None] if arr.ndim == 1 else arr
 
 
 def check_pair(codes: Any, factors: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Convert ``codes`` ``[N, D]`` to float64 and ``factors`` ``[N, K]`` to an array.
+    """The input check of every metric: ``codes`` ``[N, D]`` as float64 and ``factors``
+    ``[N, K]`` as an array.
 
-    :raises ValueError: if the two arrays have different numbers of rows or no rows.
+    :raises ArgumentError: naming the argument and the problem, if either is not 1-D / 2-D, holds
+        NaN or inf, ``codes`` holds no numbers, the two have different numbers of rows, or there
+        are no rows or no columns.
     """
     codes_arr = as_array(codes, name="codes").astype(np.float64)
-    factors_arr = as_array(factors, name="factors")
+    factors_arr = as_array(factors, name="factors", numeric=False)
     if codes_arr.shape[0] != factors_arr.shape[0]:
-        raise ValueError(
+        raise ArgumentError(
             f"codes and factors need the same number of rows, got {codes_arr.shape[0]} "
             f"and {factors_arr.shape[0]}"
         )
     if codes_arr.shape[0] == 0:
-        raise ValueError("codes and factors are empty")
+        raise ArgumentError("codes and factors are empty (no rows)")
+    for name, arr in (("codes", codes_arr), ("factors", factors_arr)):
+        if arr.shape[1] == 0:
+            raise ArgumentError(f"{name} has no columns (shape {arr.shape})")
     return codes_arr, factors_arr
 
 
@@ -72,7 +76,7 @@ def split_indices(
     """
     n_test = int(round(n * test_size))
     if not 0 < n_test < n:
-        raise ValueError(f"test_size={test_size} leaves an empty part of {n} rows")
+        raise ArgumentError(f"test_size={test_size} leaves an empty part of {n} rows")
     perm = rng.permutation(n)
     return perm[n_test:], perm[:n_test]
 
@@ -93,7 +97,7 @@ def standardize(
 def factor_labels(factors: Any) -> np.ndarray:
     """Integer labels ``[N, K]``: column ``k`` holds the rank of each value among the distinct
     values of factor ``k`` (so ``0 .. n_k - 1``, ordered as the values sort)."""
-    arr = as_array(factors, name="factors")
+    arr = as_array(factors, name="factors", numeric=False)
     out = np.empty(arr.shape, dtype=np.int64)
     for k in range(arr.shape[1]):
         out[:, k] = np.unique(arr[:, k], return_inverse=True)[1].reshape(-1)
@@ -111,8 +115,7 @@ def discretize(codes: Any, num_bins: int = 20) -> np.ndarray:
     :param num_bins: number of bins ``B``.
     :returns: ``[N, D]`` integer bin indices in ``0 .. B - 1``.
     """
-    if num_bins < 1:
-        raise ValueError(f"num_bins must be positive, got {num_bins}")
+    num_bins = check_int(num_bins, "num_bins", min=1)
     arr = as_array(codes, name="codes").astype(np.float64)
     lo = arr.min(axis=0)
     width = arr.max(axis=0) - lo
@@ -165,7 +168,7 @@ def mutual_info_matrix(code_labels: Any, factor_labels: Any) -> np.ndarray:
     a = as_array(code_labels, name="code_labels").astype(np.int64)
     b = as_array(factor_labels, name="factor_labels").astype(np.int64)
     if a.shape[0] != b.shape[0]:
-        raise ValueError("code_labels and factor_labels need the same number of rows")
+        raise ArgumentError("code_labels and factor_labels need the same number of rows")
     out = np.empty((a.shape[1], b.shape[1]))
     for j in range(a.shape[1]):
         for k in range(b.shape[1]):
@@ -279,8 +282,7 @@ def fix_factor_per_point(
 def represent_in_chunks(represent: Represent, factors: np.ndarray, chunk_size: int) -> np.ndarray:
     """Codes ``[n, D]`` of ``represent`` applied to ``factors`` ``[n, K]``, ``chunk_size`` rows at
     a time."""
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    chunk_size = check_int(chunk_size, "chunk_size", min=1)
     parts = [
         as_array(represent(factors[i : i + chunk_size]), name="codes").astype(np.float64)
         for i in range(0, factors.shape[0], chunk_size)
