@@ -13,7 +13,14 @@ import numpy as np
 
 from pyro_groups.validation import ArgumentError
 
-__all__ = ["error_curves_figure", "new_figure", "save_figure", "translation_figure"]
+__all__ = [
+    "draw_error_curves",
+    "draw_translation",
+    "error_curves_figure",
+    "new_figure",
+    "save_figure",
+    "translation_figure",
+]
 
 
 def new_figure(**kwargs: Any) -> Any:
@@ -41,11 +48,18 @@ def translation_figure(
     """CxVAE Fig. 3: for each panel, the source and target groups' scores, the translated scores,
     and a line from each source observation to its translation (uncrossed lines = instance kept).
 
-    The legend sits in its own row below the last panel, outside the data.
+    The legend sits in its own row below the last panel, outside the data; the title above the
+    first panel's. Saved to ``path`` (returned as a string); :func:`draw_translation` returns the
+    figure instead.
 
     :param panels: dicts with ``name``, 1-D arrays ``source``, ``target``, ``translated`` (aligned
         with ``source``) and optionally ``truth`` (the ground-truth translation).
     """
+    return save_figure(draw_translation(panels, title=title), path)
+
+
+def draw_translation(panels: Sequence[Mapping[str, Any]], *, title: str = "Translation") -> Any:
+    """The figure of :func:`translation_figure`, not saved."""
     if len(panels) == 0:
         raise ArgumentError("panels is empty: nothing to draw")
     fig = new_figure(figsize=(8, 1.0 + 2.0 * len(panels)), layout="constrained")
@@ -72,7 +86,7 @@ def translation_figure(
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize="small")
     fig.suptitle(title)
-    return save_figure(fig, path)
+    return fig
 
 
 def error_curves_figure(
@@ -85,9 +99,20 @@ def error_curves_figure(
     """CxVAE Fig. 5: per metric, each model's median over seeds with a min-max band.
 
     Epochs are whole numbers on the x axis; the legend sits below the panels, outside the data.
+    Saved to ``path`` (returned as a string); :func:`draw_error_curves` returns the figure instead.
 
     :param curves: ``curves[model][metric]`` is a ``[seeds][epochs]`` nested list.
     """
+    return save_figure(draw_error_curves(curves, metrics, title=title), path)
+
+
+def draw_error_curves(
+    curves: Mapping[str, Mapping[str, Sequence[Sequence[float]]]],
+    metrics: Sequence[str],
+    *,
+    title: str = "Hold-out errors by epoch (median, min-max band over seeds)",
+) -> Any:
+    """The figure of :func:`error_curves_figure`, not saved."""
     from matplotlib.ticker import MaxNLocator
 
     if len(metrics) == 0 or len(curves) == 0:
@@ -106,10 +131,10 @@ def error_curves_figure(
             ax.fill_between(epochs, arr.min(0), arr.max(0), color=line.get_color(), alpha=0.2)
         ax.set_title(metric)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_yscale("log")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     ncol = min(len(labels), 5)
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small")
     fig.suptitle(title)
-    return save_figure(fig, path)
+    return fig
