@@ -16,6 +16,7 @@ everything the library raises on purpose):
   number;
 * :class:`ArgumentTypeError` (an ``ArgumentError`` *and* a ``TypeError``): a value of the wrong
   kind, e.g. a ``bool`` or ``10.5`` where a count is needed;
+* :class:`ArgumentKeyError` (an ``ArgumentError`` *and* a ``KeyError``): an unknown name;
 * :class:`GroupDataError` (a ``ValueError``): malformed grouped data (shapes, masks, NaN, empty
   groups); raised by :func:`pyro_groups.data.check_group_inputs` and the data constructors.
 
@@ -35,6 +36,7 @@ import torch
 
 __all__ = [
     "ArgumentError",
+    "ArgumentKeyError",
     "ArgumentTypeError",
     "GroupDataError",
     "PyroGroupsError",
@@ -63,6 +65,13 @@ class ArgumentError(PyroGroupsError, ValueError):
 
 class ArgumentTypeError(ArgumentError, TypeError):
     """An argument has the wrong type (also a ``ValueError``, so callers may catch either)."""
+
+
+class ArgumentKeyError(ArgumentError, KeyError):
+    """An unknown name (e.g. a factor); also a ``KeyError``, as for a failed lookup."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class GroupDataError(PyroGroupsError, ValueError):

@@ -4,10 +4,23 @@ import warnings
 import pyro
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("PYRO_GROUPS_SMOKE", "1")  # notebooks and benchmarks run in smoke mode
 warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+
+# Property-based tests: few, fixed examples (derandomized: the same cases every run, no example
+# database on disk); the autouse fixture below runs once per test, not per example, which is fine.
+settings.register_profile(
+    "pyro_groups",
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.load_profile("pyro_groups")
 
 
 @pytest.fixture(autouse=True)

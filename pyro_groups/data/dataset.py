@@ -141,7 +141,9 @@ class GroupedData:
             non-numeric or non-finite observations, or ``v_true`` groups that do not match.
         """
         if isinstance(groups, (str, bytes)) or not hasattr(groups, "__iter__"):
-            raise ArgumentTypeError(f"groups must be a list of arrays [K_i, *event], got {groups!r}")
+            raise ArgumentTypeError(
+                f"groups must be a list of arrays [K_i, *event], got {groups!r}"
+            )
         groups = [as_observations(g, f"groups[{i}]") for i, g in enumerate(groups)]
         x, mask = pad_groups(groups)
         v = None
@@ -169,10 +171,12 @@ class GroupedData:
         return self.x.device
 
     def __getitem__(self, index: torch.Tensor | slice | Sequence[int]) -> GroupBatch:
-        """The groups at ``index`` as a :class:`GroupBatch`, trimmed to their largest group."""
-        if isinstance(index, slice):
-            index = torch.arange(len(self))[index]
-        index = torch.as_tensor(index, dtype=torch.long, device=self.mask.device)
+        """The groups at ``index`` (an int, a slice, integer indices or a boolean mask ``[N]``)
+        as a :class:`GroupBatch`, trimmed to their largest group.
+
+        :raises ArgumentError: for indices out of range, or a mask of the wrong length.
+        """
+        index = self._as_index(index)
         mask = self.mask[index]
         k = int(mask.sum(-1).max()) if mask.numel() else 0
         return GroupBatch(
@@ -182,6 +186,26 @@ class GroupedData:
             v_true=self.v_true[index, :k] if self.v_true is not None else None,
             index=index,
         )
+
+    def _as_index(self, index: Any) -> torch.Tensor:
+        n = len(self)
+        if isinstance(index, slice):
+            return torch.arange(n, device=self.mask.device)[index]
+        if isinstance(index, (int, np.integer)) and not isinstance(index, (bool, np.bool_)):
+            index = [index]
+        t = _as_tensor(index, "index") if not isinstance(index, torch.Tensor) else index
+        if t.dtype == torch.bool:
+            if t.shape != (n,):
+                raise ArgumentError(f"a boolean index must have shape [{n}], got {list(t.shape)}")
+            t = t.nonzero().flatten()
+        elif t.is_floating_point() or t.is_complex():
+            raise ArgumentTypeError(f"index must hold integers, got {t.dtype}")
+        t = t.to(device=self.mask.device, dtype=torch.long).flatten()
+        if t.numel() and (int(t.min()) < -n or int(t.max()) >= n):
+            raise ArgumentError(
+                f"index out of range for {n} groups: values in [{int(t.min())}, {int(t.max())}]"
+            )
+        return t % n if t.numel() else t
 
     def batches(
         self,

@@ -45,7 +45,9 @@ class LabelledImages(FactorDataset):
         if imgs.dim() == 3:
             imgs = imgs.unsqueeze(1)
         if imgs.dim() != 4:
-            raise ArgumentError(f"images must be [N, H, W] or [N, C, H, W], got {tuple(imgs.shape)}")
+            raise ArgumentError(
+                f"images must be [N, H, W] or [N, C, H, W], got {tuple(imgs.shape)}"
+            )
         if labels.ndim != 1 or labels.shape[0] != imgs.shape[0]:
             raise ArgumentError(f"labels must be [N] with N = {imgs.shape[0]}, got {labels.shape}")
         if labels.size == 0 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:

@@ -24,6 +24,7 @@ import torch
 from pyro_groups.data.dataset import GroupedData
 from pyro_groups.validation import (
     ArgumentError,
+    ArgumentKeyError,
     ArgumentTypeError,
     check_float,
     check_int,
@@ -76,11 +77,13 @@ class FactorDataset:
         """The column of a factor given by name or index."""
         if isinstance(factor, str):
             if factor not in self.factor_names:
-                raise KeyError(f"unknown factor {factor!r}; factors are {self.factor_names}")
+                raise ArgumentKeyError(
+                    f"unknown factor {factor!r}; factors are {self.factor_names}"
+                )
             return self.factor_names.index(factor)
         j = check_int(factor, "factor (a name or an index)")
         if not -self.num_factors <= j < self.num_factors:
-            raise IndexError(f"factor index {j} out of range for {self.num_factors} factors")
+            raise ArgumentError(f"factor index {j} out of range for {self.num_factors} factors")
         return j % self.num_factors
 
     def check_factors(self, factors) -> np.ndarray:

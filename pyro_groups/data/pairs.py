@@ -111,7 +111,9 @@ def sample_pairs(
     """
     if isinstance(data, GroupedData):
         if labels is not None or factors is not None:
-            raise ArgumentError("labels and factors are only for raw observations, not a GroupedData")
+            raise ArgumentError(
+                "labels and factors are only for raw observations, not a GroupedData"
+            )
         valid = data.mask.nonzero()  # [n, 2]: (group, slot) of every real observation
         idx = pair_indices(valid[:, 0].cpu(), num_pairs, rng=rng, weight=weight).to(data.device)
         grp, slot = valid[idx, 0], valid[idx, 1]  # [P, 2]
@@ -120,7 +122,9 @@ def sample_pairs(
         v = data.v_true[grp, slot] if data.v_true is not None else None
         return GroupedData(x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device), u, v)
     if labels is None:
-        raise ArgumentError("pass labels [n] with raw observations x [n, *event] (or a GroupedData)")
+        raise ArgumentError(
+            "pass labels [n] with raw observations x [n, *event] (or a GroupedData)"
+        )
     x = torch.as_tensor(data)
     lab = _as_numpy(labels)
     if lab.shape[:1] != x.shape[:1]:
