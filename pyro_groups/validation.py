@@ -9,8 +9,9 @@ was given::
     noise = check_float(noise, "noise", min=0.0)
     x = check_tensor(x, "x", floating=True, min_dim=2)
 
-The errors (all subclasses of :class:`PyroGroupsError`, so ``except PyroGroupsError`` catches
-everything the library raises on purpose):
+The errors (defined in :mod:`pyro_groups.errors` and re-exported here; all subclasses of
+:class:`PyroGroupsError`, so ``except PyroGroupsError`` catches everything the library raises on
+purpose):
 
 * :class:`ArgumentError` (a ``ValueError``): a value out of range, a wrong choice, a non-finite
   number;
@@ -34,6 +35,14 @@ from typing import Any, Collection, Optional, Sequence, TypeVar
 import numpy as np
 import torch
 
+from pyro_groups.errors import (
+    ArgumentError,
+    ArgumentKeyError,
+    ArgumentTypeError,
+    GroupDataError,
+    PyroGroupsError,
+)
+
 __all__ = [
     "ArgumentError",
     "ArgumentKeyError",
@@ -53,29 +62,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class PyroGroupsError(Exception):
-    """Base class of the errors the library raises on purpose."""
-
-
-class ArgumentError(PyroGroupsError, ValueError):
-    """An argument has a value that is not allowed; the message names the argument."""
-
-
-class ArgumentTypeError(ArgumentError, TypeError):
-    """An argument has the wrong type (also a ``ValueError``, so callers may catch either)."""
-
-
-class ArgumentKeyError(ArgumentError, KeyError):
-    """An unknown name (e.g. a factor); also a ``KeyError``, as for a failed lookup."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-class GroupDataError(PyroGroupsError, ValueError):
-    """Raised for malformed grouped data: shapes, NaNs, empty groups, mask mismatches."""
 
 
 def _show(value: Any) -> str:
