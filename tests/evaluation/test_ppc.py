@@ -198,3 +198,13 @@ def test_plot_ppc_leaves_pyplot_alone(model, batch, tmp_path):
         warnings.simplefilter("ignore", DeprecationWarning)
         plot_ppc(idata, tmp_path / "ppc.png", num_pp_samples=3)
     assert matplotlib.get_backend() == backend and plt.get_fignums() == figures
+
+
+@pytest.mark.parametrize("autoguide", ["AutoNormal", "AutoDiagonalNormal"])
+def test_autoguides_sites_are_discovered_and_auxiliary_sites_skipped(model, batch, autoguide):
+    import pyro.infer.autoguide as ag
+
+    small = GroupBatch(batch.x[:3], torch.ones(3, batch.mask.shape[1], dtype=torch.bool))
+    draws = posterior_predictive(model, getattr(ag, autoguide)(model), small, num_samples=2)
+    assert set(draws) == {"u", "v", "x", "log_likelihood"}  # no "_Auto..._latent"
+    assert draws.levels == {"u": "group", "v": "instance"} and draws["u"].shape == (2, 3, 2)
