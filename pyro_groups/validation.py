@@ -172,7 +172,8 @@ def check_choice(value: T, name: str, choices: Collection[T]) -> T:
     except TypeError:  # unhashable value against a set or dict
         ok = False
     if not ok:
-        shown = ", ".join(repr(c) for c in (sorted(choices) if _sortable(choices) else choices))
+        listed: list[Any] = list(choices)
+        shown = ", ".join(repr(c) for c in (sorted(listed) if _sortable(listed) else listed))
         raise ArgumentError(f"unknown {name} {_show(value)}: {name} must be one of {shown}")
     return value
 

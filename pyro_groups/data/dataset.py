@@ -101,10 +101,10 @@ class GroupedData:
 
     def __init__(
         self,
-        x: torch.Tensor,
+        x: torch.Tensor | np.ndarray,
         mask: torch.Tensor,
-        u_true: Optional[torch.Tensor] = None,
-        v_true: Optional[torch.Tensor] = None,
+        u_true: Optional[torch.Tensor | np.ndarray] = None,
+        v_true: Optional[torch.Tensor | np.ndarray] = None,
     ) -> None:
         x = as_observations(x)
         if isinstance(mask, np.ndarray) and mask.dtype == np.bool_:

@@ -159,7 +159,7 @@ def posterior_predictive(
             if level == "group":
                 value = _group_value(value, latent["fn"].event_dim)
             samples.setdefault(name, []).append(value)
-        fn = site["fn"]
+        fn: Any = site["fn"]
         samples.setdefault(OBSERVED, []).append(fn.sample())
         log_lik = fn.log_prob(x).expand(mask.shape)
         samples.setdefault(LOG_LIKELIHOOD, []).append(log_lik.masked_fill(~mask, 0.0))

@@ -117,10 +117,11 @@ class DeepSetsGroupEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.body = body
+        self.x_dim = x_dim
         self.net = DeepSets(MLP(x_dim, hidden, set_dim), MLP(set_dim, hidden, 2 * u_dim), pooling)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dist.TorchDistribution:
-        h = features(x, self.body, self.net.phi.in_dim)
+        h = features(x, self.body, self.x_dim)
         loc, scale = normal_params(self.net(h, mask))
         return dist.Normal(loc.unsqueeze(-2), scale.unsqueeze(-2)).to_event(1)
 

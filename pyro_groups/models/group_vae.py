@@ -96,7 +96,10 @@ def check_likelihood(
         )
     if not (is_validation_enabled() and getattr(likelihood, "_validate_args", False)):
         return
-    ok = likelihood.support.check(x)
+    support = likelihood.support
+    if support is None:
+        return
+    ok = support.check(x)
     outside = ~ok & mask if ok.shape[-2:] == mask.shape else ~ok
     if bool(outside.any()):
         base = getattr(likelihood, "base_dist", likelihood)
