@@ -126,6 +126,7 @@ def posterior_predictive(
     batch: GroupBatch | GroupedData,
     *,
     num_samples: int = 100,
+    **kwargs: Any,
 ) -> PosteriorDraws:
     """Draw ``num_samples`` times: latent codes from the guide, then replicates and the pointwise
     log-likelihood of the data from the model given those codes.
@@ -134,6 +135,10 @@ def posterior_predictive(
         ``"x"``.
     :param guide: its guide; the latent sites it samples are discovered from its trace.
     :param batch: the groups to check (a :class:`GroupBatch`, or a whole :class:`GroupedData`).
+    :param kwargs: keyword arguments of both the guide and the model call, e.g.
+        ``num_groups=len(data), group_index=batch.index`` for a guide with per-group parameters
+        (:class:`~pyro_groups.guides.auto.GroupAutoGuide`), so that it reads those groups'
+        parameters. They do not change the log-likelihood (which is never scaled).
     :returns: a :class:`PosteriorDraws`: each latent site with a leading ``S`` (group-level
         sites ``[S, G, *event]``, instance-level ``[S, G, K, *event]``), ``"x"``
         ``[S, G, K, *event]`` and ``"log_likelihood"`` ``[S, G, K]``.
@@ -145,8 +150,9 @@ def posterior_predictive(
     samples: dict[str, list[torch.Tensor]] = {}
     levels: dict[str, str] = {}
     for _ in range(num_samples):
-        guide_trace = poutine.trace(guide).get_trace(x, mask)
-        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x, mask)
+        guide_trace = poutine.trace(guide).get_trace(x, mask, **kwargs)
+        replayed = poutine.replay(model, trace=guide_trace)
+        model_trace = poutine.trace(replayed).get_trace(x, mask, **kwargs)
         site = model_trace.nodes.get(OBSERVED)
         if site is None or site["type"] != "sample" or not site["is_observed"]:
             raise ArgumentError(

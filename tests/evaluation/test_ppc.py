@@ -208,3 +208,20 @@ def test_autoguides_sites_are_discovered_and_auxiliary_sites_skipped(model, batc
     draws = posterior_predictive(model, getattr(ag, autoguide)(model), small, num_samples=2)
     assert set(draws) == {"u", "v", "x", "log_likelihood"}  # no "_Auto..._latent"
     assert draws.levels == {"u": "group", "v": "instance"} and draws["u"].shape == (2, 3, 2)
+
+
+def test_group_autoguide_reads_the_batchs_own_groups(model, data):
+    from pyro.infer.autoguide import AutoNormal
+
+    from pyro_groups.guides.auto import GroupAutoGuide
+
+    n = len(data)
+    guide = GroupAutoGuide(AutoNormal, model, init_scale=1e-4)
+    full = data._full(torch.arange(n))
+    guide(full.x, full.mask, num_groups=n, group_index=full.index)  # creates the parameters
+    index = torch.tensor([7, 3, 50])
+    batch = data._full(index)
+    draws = posterior_predictive(model, guide, batch, num_samples=3, num_groups=n,
+                                 group_index=batch.index)
+    locs = guide.auto.locs.u.detach()[index].squeeze(-2)  # AutoNormal's per-group locations
+    assert_close(draws["u"].mean(0), locs, atol=1e-3, rtol=0)
