@@ -72,18 +72,22 @@ def _at_least(low: int) -> Callable[[str], int]:
 
 
 def _device(text: str) -> str:
-    from pyro_groups.training import resolve_device
+    from pyro_groups.validation import ArgumentError, check_device
 
     try:
-        resolve_device(text)
-    except (ValueError, RuntimeError) as e:
+        check_device(text, "--device")
+    except ArgumentError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 
 def _folder(text: str) -> str:
-    if os.path.exists(text) and not os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a folder")
+    from pyro_groups.validation import ArgumentError, check_output_dir
+
+    try:
+        check_output_dir(text, "--out")
+    except ArgumentError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 

@@ -49,6 +49,8 @@ from pyro_groups.evaluation.disentanglement import dci_from_importance, mig, sap
 from pyro_groups.guides import IIDGuide, pair_guide, preset_guide
 from pyro_groups.models import IIDVAE
 from pyro_groups.plots import error_curves_figure, translation_figure
+from pyro_groups import load_modules, save_modules
+from pyro_groups.training import CheckpointError
 from pyro_groups.validation import (
     ArgumentError,
     ArgumentKeyError,
@@ -265,7 +267,73 @@ ARGUMENTS = [
          "is inside .* which is an existing file, not a folder"),
 ]
 
-CASES = DATA + MODELS + EVALUATION + ARGUMENTS
+
+def fit_small(**kwargs: Any) -> Any:
+    model, guide = GroupVAE(ExamScoresDecoder()), make_guide(1, 2, 1, hidden=(4,))
+    return fit(model, guide, small(), progress=False, **kwargs)
+
+
+def resume_other(tmp: Path, **changes: Any) -> Any:
+    """Resume a one-epoch checkpoint with something of the run changed."""
+    from pyro_groups.adversary import set_penalty
+
+    model, guide = GroupVAE(ExamScoresDecoder()), make_guide(1, 2, 1, hidden=(4,))
+    fit(model, guide, small(), epochs=1, checkpoint=tmp / "c.pt", progress=False)
+    kwargs: dict[str, Any] = {"checkpoint": tmp / "c.pt", "resume": True, "epochs": 2,
+                              "progress": False}
+    if changes.get("guide"):
+        guide = make_guide(1, 2, 1, hidden=(8,))
+    data = exam_scores(9, seed=0) if changes.get("data") else small()
+    if changes.get("penalty"):
+        kwargs["penalties"] = [set_penalty(1, 1, hidden=(4,), seed=0)]
+    return fit(model, guide, data, **kwargs)
+
+
+def cli(*flags: str) -> Any:
+    from pyro_groups.cli import main
+
+    try:
+        main(["exam-scores", *flags])
+    except SystemExit as e:  # argparse: turn its exit into the library's error for the table
+        raise ArgumentError(f"exit {e.code}") from e
+
+
+TRAINING = [
+    case("fit(clip_norm=-1)", lambda t: fit_small(clip_norm=-1), ArgumentError,
+         "clip_norm must be > 0"),
+    case("fit(clip_norm=0)", lambda t: fit_small(clip_norm=0), ArgumentError,
+         "clip_norm must be > 0"),
+    case("fit(epochs=-1)", lambda t: fit_small(epochs=-1), ArgumentError,
+         "epochs must be an integer >= 0"),
+    case("fit(num_particles=0)", lambda t: fit_small(num_particles=0), ArgumentError,
+         "num_particles must be an integer >= 1"),
+    case("fit(lr=nan)", lambda t: fit_small(lr=math.nan), ArgumentError,
+         "lr must be a finite number"),
+    case("fit(device='meta')", lambda t: fit_small(device="meta"), ArgumentError,
+         "holds no data"),
+    case("fit(optimizer=<torch optimiser instance>)",
+         lambda t: fit_small(optimizer=torch.optim.Adam([torch.zeros(1, requires_grad=True)])),
+         ArgumentTypeError, "factory"),
+    case("fit(<bare AutoNormal>)",
+         lambda t: fit(GroupVAE(ExamScoresDecoder()),
+                       pyro.infer.autoguide.AutoNormal(GroupVAE(ExamScoresDecoder())), small(),
+                       progress=False),
+         ArgumentTypeError, "GroupAutoGuide"),
+    case("resume(another guide)", lambda t: resume_other(t, guide=True), CheckpointError,
+         "different guide"),
+    case("resume(other data)", lambda t: resume_other(t, data=True), CheckpointError,
+         "another data set"),
+    case("resume(other penalties)", lambda t: resume_other(t, penalty=True), CheckpointError,
+         "another set of penalties"),
+    case("load_modules(missing name)",
+         lambda t: (save_modules(t / "m.pt", guide=make_guide(1, 2, 1, hidden=(4,))),
+                    load_modules(t / "m.pt", model=GroupVAE(ExamScoresDecoder()))),
+         CheckpointError, "holds no module 'model'"),
+    case("cli --epochs 0", lambda t: cli("--epochs", "0"), ArgumentError, "exit 2"),
+    case("cli --out <file>", lambda t: cli("--out", str(a_file(t))), ArgumentError, "exit 2"),
+]
+
+CASES = DATA + MODELS + EVALUATION + ARGUMENTS + TRAINING
 
 
 @pytest.mark.parametrize("call, error, match", CASES)

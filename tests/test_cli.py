@@ -85,10 +85,10 @@ def test_parser_rejects_unknown_commands():
     (["--seeds", "0"], "--seeds: must be >= 1"),
     (["--last", "0"], "--last: must be >= 1"),
     (["--last", "-1"], "--last: must be >= 1"),
-    (["--device", "banana"], "unknown device 'banana'"),
-    (["--device", "meta"], "cannot train"),
+    (["--device", "banana"], "'banana' is not a device torch knows"),
+    (["--device", "meta"], "holds no data"),
     (["--rows", "nope"], "invalid choice: 'nope'"),
-    (["--out", "setup.cfg"], "exists and is not a folder"),
+    (["--out", "setup.cfg"], "is an existing file, not a folder"),
     (["--epochs", "2", "--last", "5"], "--last 5 exceeds the 2 epochs"),
 ])
 def test_bad_flags_fail_before_any_work(flags, message, capsys, monkeypatch):

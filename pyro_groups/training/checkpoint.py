@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from pyro_groups.errors import PyroGroupsError
+
 FORMAT = "pyro_groups.checkpoint/1"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(PyroGroupsError, RuntimeError):
     """A checkpoint is missing, corrupt, or was not written by pyro_groups."""
 
 

@@ -22,12 +22,18 @@ from tqdm.auto import tqdm
 
 from pyro_groups.adversary.penalized import PenalizedLoss
 from pyro_groups.data.dataset import GroupedData
-from pyro_groups.errors import TrainingDivergedError
+from pyro_groups.errors import ArgumentError, ArgumentTypeError, TrainingDivergedError
 from pyro_groups.guides.auto import GroupAutoGuide
 from pyro_groups.training.checkpoint import load_checkpoint, save_checkpoint
 from pyro_groups.training.history import History
 from pyro_groups.training.state import restore, run_identity, run_state
 from pyro_groups.training.step import LossFn, train_step, unique_params
+from pyro_groups.validation import (
+    check_device,
+    check_int,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = ["LOSSES", "TrainingDivergedError", "fit", "make_elbo", "make_optimizer",
            "resolve_device"]
@@ -42,18 +48,9 @@ OptimizerArg = Callable[[list[nn.Parameter]], torch.optim.Optimizer] | PyroOptim
 
 
 def resolve_device(device: Optional[str | torch.device]) -> torch.device:
-    """``torch.device(device)``, or CPU when ``None``; an unknown or absent device is an error."""
-    try:
-        dev = torch.device(device if device is not None else "cpu")
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {device!r} was asked for but CUDA is not available on this machine"
-        )
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device {device!r} cannot train; use 'cpu' or 'cuda'")
-    return dev
+    """``torch.device(device)``, or CPU when ``None``; an unknown, absent or data-less device
+    (``"banana"``, ``"cuda"`` without CUDA, ``"meta"``) is an ``ArgumentError``."""
+    return check_device(device)
 
 
 def make_elbo(loss: str | ELBO | LossFn, num_particles: int = 1) -> ELBO | LossFn:
@@ -63,7 +60,9 @@ def make_elbo(loss: str | ELBO | LossFn, num_particles: int = 1) -> ELBO | LossF
     if isinstance(loss, ELBO) or (callable(loss) and not isinstance(loss, str)):
         return loss
     if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {sorted(LOSSES)} or an ELBO instance, got {loss!r}")
+        raise ArgumentError(
+            f"loss must be one of {sorted(LOSSES)} or an ELBO instance, got {loss!r}"
+        )
     kwargs: dict[str, Any] = {"num_particles": num_particles}
     if loss == "jit":
         kwargs["ignore_jit_warnings"] = True
@@ -80,34 +79,33 @@ def make_optimizer(
     if isinstance(optimizer, PyroOptim):
         args = optimizer.pt_optim_args
         if callable(args):
-            raise TypeError(
+            raise ArgumentTypeError(
                 "fit takes a Pyro optimiser with fixed arguments (pyro.optim.Adam({'lr': 1e-3})); "
                 "per-parameter argument functions need a plain SVI loop, or pass a factory "
                 "`lambda params: torch.optim.Adam(params, lr=...)`"
             )
         return optimizer.pt_optim_constructor(params, **args)
     if isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(
+        raise ArgumentTypeError(
             "optimizer must build the optimiser from the parameters fit collects: pass a factory "
             "such as `lambda params: torch.optim.Adam(params, lr=1e-3)` or a Pyro optimiser, not "
             "an optimiser instance"
         )
     if not callable(optimizer):
-        raise TypeError(f"optimizer must be a factory or a Pyro optimiser, got {optimizer!r}")
+        raise ArgumentTypeError(
+            f"optimizer must be a factory or a Pyro optimiser, got {optimizer!r}"
+        )
     return optimizer(params)
 
 
 def _check_args(epochs: int, batch_size: int, lr: float, num_particles: int,
                 clip_norm: Optional[float]) -> None:
-    for name, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 1),
-                             ("num_particles", num_particles, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0 and lr == lr and lr != float("inf")):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    if clip_norm is not None and not (isinstance(clip_norm, (int, float)) and clip_norm > 0
-                                      and clip_norm != float("inf")):
-        raise ValueError(f"clip_norm must be a positive finite number or None, got {clip_norm!r}")
+    check_int(epochs, "epochs", min=0)
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(num_particles, "num_particles")
+    check_positive_float(lr, "lr")
+    if clip_norm is not None:
+        check_positive_float(clip_norm, "clip_norm")
 
 
 def fit(
@@ -159,7 +157,7 @@ def fit(
     _check_args(epochs, batch_size, lr, num_particles, clip_norm)
     dev = resolve_device(device)
     if len(data) == 0:
-        raise ValueError("cannot fit on an empty data set")
+        raise ArgumentError("cannot fit on an empty data set")
     data = data.to(dev)
     for m in (model, guide, *penalties):
         m.to(dev)
@@ -170,7 +168,7 @@ def fit(
     elbo = make_elbo(loss, num_particles)
     objective = PenalizedLoss(elbo, penalties) if penalties else elbo
     if isinstance(guide, AutoGuide):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"fit got a bare {type(guide).__name__}: its plates would pair its per-group "
             f"parameters with the wrong groups; wrap it: GroupAutoGuide({type(guide).__name__}, "
             "model) (pyro_groups.guides.GroupAutoGuide)"
@@ -181,7 +179,7 @@ def fit(
         _materialise(guide, data, batch_size, dev)
     params = unique_params([model, guide])
     if not params:
-        raise ValueError("the model and guide have no parameters to train")
+        raise ArgumentError("the model and guide have no parameters to train")
     opt = make_optimizer(optimizer, params, lr)
     identity = run_identity(data, penalties, elbo)
     history, start = History(), 0
