@@ -1,7 +1,7 @@
 """pyro_groups: group-instance disentanglement with Pyro."""
 from pyro_groups.data import GroupBatch, GroupedData, exam_scores
-from pyro_groups.guides import GroupGuide, make_guide
-from pyro_groups.models import ExamScoresDecoder, GroupVAE, MLPDecoder
+from pyro_groups.guides import GroupGuide, UGVAEGuide, make_guide
+from pyro_groups.models import UGVAE, ExamScoresDecoder, GroupVAE, MLPDecoder
 from pyro_groups.training import History, fit, load_modules, save_modules
 
 __version__ = "0.1.0"
@@ -14,6 +14,8 @@ __all__ = [
     "GroupedData",
     "History",
     "MLPDecoder",
+    "UGVAE",
+    "UGVAEGuide",
     "__version__",
     "exam_scores",
     "fit",

@@ -76,3 +76,47 @@ class DeepSets(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``x`` ``[G, K, F_in]``, ``mask`` ``[G, K]`` -> ``[G, F_out]``."""
         return self.rho(masked_pool(self.phi(x), mask, self.pooling))
+
+
+class ParallelMLP(nn.Module):
+    """``copies`` independent MLPs ``in_dim -> hidden... -> out_dim`` evaluated in one batched pass.
+
+    Every copy has its own weights (stored as ``[copies, in, out]`` tensors and applied with one
+    ``einsum`` per layer, no Python loop over copies), initialised like ``nn.Linear``. All copies
+    read the same input.
+
+    :param in_dim: input features.
+    :param hidden: widths of the hidden layers (may be empty: one affine map per copy).
+    :param out_dim: output features of each copy.
+    :param copies: number of independent networks.
+    :param activation: activation module class placed after every hidden layer.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        copies: int,
+        activation: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        if copies < 1:
+            raise ValueError(f"copies must be >= 1, got {copies}")
+        widths = [in_dim, *hidden, out_dim]
+        self.num_layers = len(widths) - 1
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            bound = a**-0.5
+            weight = torch.empty(copies, a, b).uniform_(-bound, bound)
+            setattr(self, f"weight{i}", nn.Parameter(weight))
+            setattr(self, f"bias{i}", nn.Parameter(torch.empty(copies, b).uniform_(-bound, bound)))
+        self.activation = activation()
+        self.in_dim, self.out_dim, self.copies = in_dim, out_dim, copies
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[..., in_dim]`` -> ``[..., copies, out_dim]``."""
+        h = torch.einsum("...i,cio->...co", x, self.weight0) + self.bias0
+        for i in range(1, self.num_layers):
+            w, b = getattr(self, f"weight{i}"), getattr(self, f"bias{i}")
+            h = torch.einsum("...ci,cio->...co", self.activation(h), w) + b
+        return h

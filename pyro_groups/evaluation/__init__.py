@@ -1,4 +1,5 @@
 """Evaluation: codes, reconstruction and translation; metrics; posterior predictive checks."""
+from pyro_groups.evaluation.clusters import cluster_assignments, cluster_probabilities
 from pyro_groups.evaluation.codes import decode, encode, interpolate, reconstruct, swap, translate
 from pyro_groups.evaluation.exam_scores import exam_scores_errors, prediction_error
 from pyro_groups.evaluation.mi_probe import mi_probe
@@ -10,6 +11,8 @@ from pyro_groups.evaluation.ppc import (
 )
 
 __all__ = [
+    "cluster_assignments",
+    "cluster_probabilities",
     "decode",
     "encode",
     "exam_scores_errors",

@@ -10,6 +10,7 @@ from pyro_groups.guides.group_guide import PRESETS, GroupGuide, make_guide, pres
 from pyro_groups.guides.iid_guide import IIDGuide
 from pyro_groups.guides.mixture import UniformMixtureOfNormals
 from pyro_groups.guides.paired import PairedGuide, pair_guide
+from pyro_groups.guides.ugvae_guide import UGVAEGuide
 
 __all__ = [
     "PRESETS",
@@ -18,6 +19,7 @@ __all__ = [
     "GroupGuide",
     "IIDGuide",
     "PairedGuide",
+    "UGVAEGuide",
     "InstanceEncoder",
     "PerObservationGroupEncoder",
     "UniformMixtureOfNormals",
