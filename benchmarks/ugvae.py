@@ -8,7 +8,7 @@ seeds, classifies structured batches (digits 0-4 vs 5-9, even vs odd, each with 
 beside the batch's mean image, at batch sizes 8, 32 and 128, and writes ``results.json`` and the
 figures into ``--out``.
 
-    python benchmarks/ugvae.py                    # default: about 10 minutes on 2 idle cores
+    python benchmarks/ugvae.py                    # default: about 11 minutes on 2 idle cores
     python benchmarks/ugvae.py --smoke-test       # seconds (also when CI or PYRO_GROUPS_SMOKE
                                                   # is set)
 """
@@ -36,8 +36,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", default="results/ugvae", help="output folder")
     p.add_argument("--smoke-test", action="store_true", help="a seconds-long run (CI)")
     p.add_argument("--mnist", help="a folder holding MNIST's idx files (default: 8x8 digits)")
-    p.add_argument("--seeds", type=int, help="seeds per model (default 3)")
-    p.add_argument("--steps", type=int, help="training steps per model (default 3000)")
+    p.add_argument("--seeds", type=int, help="seeds per model (default 4)")
+    p.add_argument("--steps", type=int, help="training steps per model (default 4000)")
     p.add_argument("--models", nargs="+", choices=ex.MODELS, help="models (default: all)")
     p.add_argument("--no-domain", action="store_true", help="skip the domain alignment (Fig. 5)")
     p.add_argument("--workers", type=int, help="parallel training processes (default 2)")

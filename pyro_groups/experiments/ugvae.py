@@ -60,9 +60,9 @@ class Config:
     group_size: int = 128  # images per random training batch (the paper's B)
     groups_per_step: int = 1
     train_groups: int = 400  # a fixed pool of random batches, reshuffled every epoch
-    steps: int = 3000
+    steps: int = 4000
     lr: float = 1e-3
-    seeds: int = 3
+    seeds: int = 4
     models: tuple[str, ...] = MODELS
     batch_sizes: tuple[int, ...] = (8, 32, 128)
     per_class: int = 100  # classifier batches per class, in each of its train / test splits
@@ -87,24 +87,19 @@ def smoke_config() -> Config:
 
 
 def images_and_labels(cfg: Config) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
-    """``train`` (VAE training) and the classifiers' disjoint ``classifier_train`` /
-    ``classifier_test`` pools: ``(images [n, 1, H, W], labels [n])``."""
+    """``train`` (VAE training) and the held-out ``classifier`` pool that the structured batches
+    are drawn from: ``(images [n, 1, H, W], labels [n])``."""
     if cfg.mnist:
         train, test = load_mnist(cfg.mnist, "train"), load_mnist(cfg.mnist, "test")
         n = min(cfg.mnist_train, train.num_images)
-        pools = {"train": (train.images_at(np.arange(n)), train.labels[:n])}
-        held = (test.images_at(np.arange(test.num_images)), test.labels)
-    else:
-        data = digits()
-        perm = np.random.default_rng(cfg.data_seed).permutation(data.num_images)
-        n_eval = int(round(cfg.eval_fraction * data.num_images))
-        tr, ev = perm[n_eval:], perm[:n_eval]
-        pools = {"train": (data.images_at(tr), data.labels[tr])}
-        held = (data.images_at(ev), data.labels[ev])
-    half = len(held[1]) // 2
-    pools["classifier_train"] = (held[0][:half], held[1][:half])
-    pools["classifier_test"] = (held[0][half:], held[1][half:])
-    return pools
+        return {"train": (train.images_at(np.arange(n)), train.labels[:n]),
+                "classifier": (test.images_at(np.arange(test.num_images)), test.labels)}
+    data = digits()
+    perm = np.random.default_rng(cfg.data_seed).permutation(data.num_images)
+    n_eval = int(round(cfg.eval_fraction * data.num_images))
+    tr, ev = perm[n_eval:], perm[:n_eval]
+    return {"train": (data.images_at(tr), data.labels[tr]),
+            "classifier": (data.images_at(ev), data.labels[ev])}
 
 
 def random_batches(images: torch.Tensor, num_groups: int, size: int, rng) -> GroupedData:
@@ -147,13 +142,13 @@ def _digits_job(name: str, seed: int, cfg: Config) -> dict[str, Any]:
     data = random_batches(pools["train"][0], cfg.train_groups, cfg.group_size, rng)
     model, guide, loss = train(name, cfg, data, cfg.steps, seed)
     out: dict[str, Any] = {"final_loss_per_observation": loss}
-    cls_pools = {"train": pools["classifier_train"], "test": pools["classifier_test"]}
-    out["classification"] = tasks.batch_classification(guide, cls_pools, cfg.batch_sizes,
-                                                       cfg.per_class, seed)
+    out["classification"] = tasks.batch_classification(guide, *pools["classifier"],
+                                                       cfg.batch_sizes, cfg.per_class, seed)
     if name != "mlvae":
-        out["nmi"] = tasks.clustering_nmi(model, guide, *pools["classifier_test"])
-    if seed == 0 and cfg.figures:
-        out["grids"] = _grids(name, model, guide, pools["classifier_test"][0])
+        out["nmi"] = tasks.clustering_nmi(model, guide, *pools["classifier"])
+    if seed == 0:
+        out["grids"] = _grids(name, model, guide, pools["classifier"][0])
+        out["grid_effects"] = {k: tasks.grid_effects(v) for k, v in out["grids"].items()}
     return out
 
 
@@ -168,9 +163,8 @@ def _grids(name: str, model, guide, images: torch.Tensor) -> dict[str, np.ndarra
 
 
 def _baseline_job(seed: int, cfg: Config) -> dict[str, Any]:
-    pools = images_and_labels(cfg)
-    cls_pools = {"train": pools["classifier_train"], "test": pools["classifier_test"]}
-    return {"classification": tasks.batch_classification(None, cls_pools, cfg.batch_sizes,
+    images, labels = images_and_labels(cfg)["classifier"]
+    return {"classification": tasks.batch_classification(None, images, labels, cfg.batch_sizes,
                                                          cfg.per_class, seed)}
 
 
@@ -182,7 +176,7 @@ def domain_data(cfg: Config) -> dict[str, torch.Tensor]:
     def resize(x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear")
 
-    held = torch.cat([pools["classifier_train"][0], pools["classifier_test"][0]])
+    held = pools["classifier"][0]
     sprites = Sprites(size)
     n_train, n_held = len(pools["train"][1]), len(held)
     return {"digits_train": resize(pools["train"][0]), "digits_held": resize(held),
@@ -219,7 +213,9 @@ def _domain_job(name: str, cfg: Config) -> dict[str, Any]:
             "mean_image_separability": tasks.separability(means, kinds),
             "tsne": embedded[: len(codes)], "tsne_kinds": kinds,
             "tsne_interpolation": embedded[len(codes):],
-            "interpolation_across": across.numpy(), "interpolation_within": within.numpy()}
+            "interpolation_across": across.numpy(), "interpolation_within": within.numpy(),
+            "grid_effects": {"across": tasks.grid_effects(across),
+                             "within": tasks.grid_effects(within)}}
 
 
 def _run_job(job: tuple) -> dict[str, Any]:

@@ -65,9 +65,13 @@ def summarize_runs(runs: list[dict[str, Any]], cfg: Any) -> dict[str, Any]:
                 [r["final_loss_per_observation"] for r in mine])
         if "nmi" in mine[0]:
             row["nmi"] = summarize([r["nmi"] for r in mine])
+        effects = [r["grid_effects"] for r in mine if "grid_effects" in r]
+        if effects:
+            row["grid_effects_seed0"] = effects[0]
         results.append(row)
     domain = [{k: r[k] for k in ("model", "separability", "mean_image_separability",
-                                 "final_loss_per_observation", "kinds", "cpu_seconds")}
+                                 "final_loss_per_observation", "kinds", "grid_effects",
+                                 "cpu_seconds")}
               for r in runs if r["kind"] == "domain"]
     scalars = ("kind", "model", "seed", "cpu_seconds", "wall_seconds", "nmi",
                "final_loss_per_observation", "separability", "mean_image_separability")

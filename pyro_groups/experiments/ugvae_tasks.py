@@ -51,6 +51,15 @@ def sampling_grid(
     return decode(model, u, v)
 
 
+def grid_effects(images: Any) -> dict[str, float]:
+    """How much a grid ``[R, S, ...]`` changes along its rows' variable (``beta``: the first
+    against the last row) and its columns' (``z``: first against last column): mean absolute
+    pixel differences."""
+    x = torch.as_tensor(np.asarray(images))
+    return {"beta_effect": float((x[-1] - x[0]).abs().mean()),
+            "z_effect": float((x[:, -1] - x[:, 0]).abs().mean())}
+
+
 @torch.no_grad()
 def interpolation_grid(
     model, guide, batch_a: torch.Tensor, batch_b: torch.Tensor, item_a: int, item_b: int,
@@ -120,20 +129,21 @@ def classify(
 
 def batch_classification(
     guide: Optional[Any],
-    pools: dict[str, tuple[torch.Tensor, np.ndarray]],
+    images: torch.Tensor,
+    labels: np.ndarray,
     batch_sizes: Sequence[int],
     per_class: int,
     seed: int,
 ) -> list[dict[str, Any]]:
     """Table 1 for one model (``guide=None``: the mean-image baseline) and one seed: for every
     grouping, with and without the random class, batch size and feature kind, the SVMs' train
-    and test accuracy. ``pools`` maps ``"train"`` / ``"test"`` to ``(images, labels)``: the
-    classifiers' training and test batches come from disjoint images."""
+    and test accuracy. The classifiers' training and test batches are separate random batches of
+    the same held-out images (``per_class`` of each class for each)."""
     rows = []
     for g, grouping in enumerate(GROUPINGS):
         for size in batch_sizes:
             feats, ys = {}, {}
-            for split, (images, labels) in pools.items():
+            for split in ("train", "test"):
                 rng = np.random.default_rng([seed, size, g, int(split == "test")])
                 index, ys[split] = structured_batches(labels, grouping, size, per_class, rng)
                 feats[split] = batch_features(guide, images, index)

@@ -23,10 +23,9 @@ def write_idx(path, array):
 
 def test_pools_are_disjoint_digits_or_a_local_mnist(tmp_path):
     pools = ex.images_and_labels(ex.Config())
-    sizes = {k: len(v[1]) for k, v in pools.items()}
-    assert sizes == {"train": 1198, "classifier_train": 299, "classifier_test": 300}
+    assert {k: len(v[1]) for k, v in pools.items()} == {"train": 1198, "classifier": 599}
     flat = {k: {tuple(x.flatten().tolist()) for x in v[0]} for k, v in pools.items()}
-    assert not flat["classifier_train"] & flat["classifier_test"]
+    assert not flat["train"] & flat["classifier"]
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 40), ("t10k", 20)):
         write_idx(tmp_path / f"{prefix}-images-idx3-ubyte",
@@ -34,7 +33,7 @@ def test_pools_are_disjoint_digits_or_a_local_mnist(tmp_path):
         write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
     mnist = ex.images_and_labels(replace(ex.Config(), mnist=str(tmp_path), mnist_train=30))
     assert mnist["train"][0].shape == (30, 1, 28, 28)
-    assert len(mnist["classifier_train"][1]) == len(mnist["classifier_test"][1]) == 10
+    assert mnist["classifier"][0].shape == (20, 1, 28, 28)
 
 
 def test_structured_batches_hold_what_their_class_says():
@@ -75,6 +74,12 @@ def test_sampling_grid_moves_z_around_the_cluster_mean():
     assert_close(v[:, -1] - v[:, 0], torch.full((3, 3), 6.0))  # +-3 on every dimension
     tasks.sampling_grid(model, None, rows=3, cols=5)
     assert_close(seen["v"][:, 2], torch.zeros(3, 3))  # no mixture: around the prior mean
+
+
+def test_grid_effects_measure_rows_and_columns_apart():
+    rows = torch.arange(3.0).view(3, 1, 1, 1, 1).expand(3, 4, 1, 2, 2)  # row r is all r
+    assert tasks.grid_effects(rows) == {"beta_effect": 2.0, "z_effect": 0.0}
+    assert tasks.grid_effects(rows.transpose(0, 1)) == {"beta_effect": 0.0, "z_effect": 2.0}
 
 
 def _row(task, model, size, mean, features="posterior_mean", std=0.01):
