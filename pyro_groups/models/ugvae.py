@@ -190,7 +190,8 @@ class UGVAE(GroupVAE):
 
 def _under_elbo() -> bool:
     """Whether the model is being replayed against a guide trace (how Pyro's ELBOs run it),
-    outside a blocked structural probe such as ``ELBO._guess_max_plate_nesting``."""
+    outside a blocked structural probe such as ``ELBO._guess_max_plate_nesting``. Reads Pyro's
+    handler stack, ``pyro.poutine.runtime._PYRO_STACK``, which has no public accessor."""
     replaying = any(isinstance(m, ReplayMessenger) for m in _PYRO_STACK)
     return replaying and not any(isinstance(m, BlockMessenger) for m in _PYRO_STACK)
 
