@@ -101,6 +101,7 @@ def test_a_claim_holds_only_where_ugvae_beats_the_mean_image():
     assert not big["reproduced"] and big["saturated"]
     mixture = found[("global factors need ", 8)]  # K=1 is higher, but within its noise
     assert not mixture["reproduced"] and mixture["beyond_noise"] is False
+    assert mixture["beats_mean_image"] is True
     assert "saturated" in report.describe(big)
     table = report.format_rst(rows)
     assert "mean image" in table and "0.90 ± 0.01" in table
