@@ -21,10 +21,22 @@ precisions add, means are precision-weighted; no prior factor, as in the paper).
 ``infer={"enumerate": "parallel"}``, so that ``TraceEnum_ELBO`` sums over it; sampling the global
 :math:`\beta` after a local enumerated site would break Pyro's plate-independence requirement).
 
-With ``enumerate_in="guide"`` (default; **the paper's**) the ELBO is eqs. 10-11: the expectations
-over :math:`q(d_i \mid z_i)` exact, the Gaussian terms estimated from one draw of :math:`z` and
-:math:`\beta`. With ``enumerate_in="model"`` the guide has no ``"d"`` site: the model's
-enumeration marginalises :math:`d` out of :math:`p(z_i \mid \beta)` exactly, which gives a bound at
+With ``enumerate_in="guide"`` (default; **the paper's**) ``TraceEnum_ELBO(max_plate_nesting=2)``
+computes eqs. 10-11,
+
+.. math::
+
+    \mathcal{L} = \mathbb{E}_{q(\beta)} \Big[ \sum_{i=1}^{B} \mathbb{E}_{q(z_i \mid x_i)}
+        \log p(x_i \mid z_i, \beta)
+        - \mathbb{E}_{q(d_i \mid z_i)} \mathrm{KL}\big(q(z_i \mid x_i) \,\|\,
+            p(z_i \mid d_i, \beta)\big)
+        - \mathrm{KL}\big(q(d_i \mid z_i) \,\|\, p(d_i)\big) \Big]
+        - \mathrm{KL}\big(q(\beta \mid \mathbf{X}, \mathbf{Z}) \,\|\, p(\beta)\big),
+
+with the expectations over :math:`d_i` exact sums and the Gaussian terms estimated from one draw
+of :math:`z` and :math:`\beta` (the paper does not say how it evaluates them).
+
+With ``enumerate_in="model"`` the guide has no ``"d"`` site: the model's enumeration marginalises :math:`d` out of :math:`p(z_i \mid \beta)` exactly, which gives a bound at
 least as tight (equal when :math:`q(d \mid z)` is the exact posterior :math:`p(d \mid z, \beta)`),
 and :math:`\pi_{\phi_d}` is then only a learned feature of :math:`q(\beta)`; cluster assignments
 come from the model (:func:`pyro_groups.evaluation.clusters.cluster_assignments` with
