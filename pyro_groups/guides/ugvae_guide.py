@@ -36,10 +36,11 @@ computes eqs. 10-11,
 with the expectations over :math:`d_i` exact sums and the Gaussian terms estimated from one draw
 of :math:`z` and :math:`\beta` (the paper does not say how it evaluates them).
 
-With ``enumerate_in="model"`` the guide has no ``"d"`` site: the model's enumeration marginalises :math:`d` out of :math:`p(z_i \mid \beta)` exactly, which gives a bound at
-least as tight (equal when :math:`q(d \mid z)` is the exact posterior :math:`p(d \mid z, \beta)`),
-and :math:`\pi_{\phi_d}` is then only a learned feature of :math:`q(\beta)`; cluster assignments
-come from the model (:func:`pyro_groups.evaluation.clusters.cluster_assignments` with
+With ``enumerate_in="model"`` the guide has no ``"d"`` site: the model's enumeration
+marginalises :math:`d` out of :math:`p(z_i \mid \beta)` exactly, which gives a bound at least as
+tight (equal when :math:`q(d \mid z)` is the exact posterior :math:`p(d \mid z, \beta)`), and
+:math:`\pi_{\phi_d}` is then only a learned feature of :math:`q(\beta)`; cluster assignments come
+from the model (:func:`pyro_groups.evaluation.clusters.cluster_assignments` with
 ``method="model"``).
 
 Padded slots are masked at ``"v"`` and ``"d"`` and never reach :math:`q(\beta)`.
