@@ -64,6 +64,7 @@ from pyro_groups.guides.aggregators import product_of_normals
 from pyro_groups.guides.encoders import InstanceEncoder, features, normal_params
 from pyro_groups.models.group_vae import group_plates
 from pyro_groups.nn import MLP
+from pyro_groups.validation import ArgumentError, check_choice, check_int
 
 __all__ = ["ENUMERATE_IN", "UGVAEGuide"]
 
@@ -101,10 +102,8 @@ class UGVAEGuide(PyroModule):
         enumerate_in: str = "guide",
         name: Optional[str] = None,
     ) -> None:
-        if int(num_clusters) != num_clusters or num_clusters < 1:
-            raise ValueError(f"num_clusters must be an integer >= 1, got {num_clusters!r}")
-        if enumerate_in not in ENUMERATE_IN:
-            raise ValueError(f"enumerate_in must be one of {ENUMERATE_IN}, got {enumerate_in!r}")
+        num_clusters = check_int(num_clusters, "num_clusters", min=1)
+        check_choice(enumerate_in, "enumerate_in", ENUMERATE_IN)
         super().__init__(unique_name("ugvae_guide", name))
         make_body = body or (lambda: None)
         self.u_dim, self.v_dim, self.num_clusters = u_dim, v_dim, int(num_clusters)
@@ -124,7 +123,9 @@ class UGVAEGuide(PyroModule):
     def cluster_logits(self, v: torch.Tensor) -> torch.Tensor:
         """Logits of :math:`q(d_i \\mid z_i)` ``[..., C]`` of ``v`` ``[..., v_dim]``."""
         if v.shape[-1] != self.v_dim:
-            raise ValueError(f"the cluster network takes v_dim={self.v_dim}, got {list(v.shape)}")
+            raise ArgumentError(
+                f"the cluster network takes v_dim={self.v_dim}, got {list(v.shape)}"
+            )
         return self.cluster_net(v)
 
     def cluster_posterior(self, v: torch.Tensor) -> dist.Categorical:

@@ -34,9 +34,10 @@ The site ``"d"`` is marked ``infer={"enumerate": "parallel"}``: train with
 (:class:`~pyro_groups.guides.UGVAEGuide` with ``enumerate_in="guide"``: the paper's
 :math:`q(d_i \mid z_i)`, eqs. 10-11) or in this model (``enumerate_in="model"``: the guide has no
 ``"d"`` and :math:`p(z_i \mid \beta) = \frac{1}{C}\sum_c \mathcal{N}(z_i; \mu^{(c)}, \sigma^{(c)})`
-is used as it is). The model checks this: run against a guide by an ELBO that samples ``"d"``
-(``Trace_ELBO`` and relatives) it raises ``ValueError``; forward sampling, ``Predictive`` and
-``infer_discrete`` are unaffected.
+is used as it is). The model checks this: trained against a guide by an ELBO that samples ``"d"``
+(``Trace_ELBO`` and relatives, with gradients on) it raises ``ValueError``; forward sampling,
+``Predictive``, ``infer_discrete`` and evaluation under ``torch.no_grad()`` (posterior predictive
+checks replay guide draws of ``"d"``) are unaffected.
 
 Padded slots (``mask`` false) are masked at ``"d"``, ``"v"`` and ``"x"`` and contribute exactly
 zero, whether ``"d"`` is enumerated in the guide or in the model.
@@ -58,8 +59,9 @@ from torch import nn
 from torch.nn.functional import softplus
 
 from pyro_groups._naming import unique_name
-from pyro_groups.models.group_vae import GroupVAE, prepare_inputs
+from pyro_groups.models.group_vae import GroupVAE, check_likelihood, prepare_inputs
 from pyro_groups.nn import ParallelMLP
+from pyro_groups.validation import ArgumentError, check_int
 
 __all__ = ["ClusterComponents", "UGVAE"]
 
@@ -82,7 +84,7 @@ class ClusterComponents(nn.Module):
 
     def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if u.shape[-1] != self.u_dim:
-            raise ValueError(f"the components take u_dim={self.u_dim}, got u {list(u.shape)}")
+            raise ArgumentError(f"the components take u_dim={self.u_dim}, got u {list(u.shape)}")
         loc, raw = self.net(u).chunk(2, -1)
         return loc, softplus(raw) + MIN_SCALE
 
@@ -100,7 +102,8 @@ class UGVAE(GroupVAE):
         ``False`` allows a sampled ``"d"`` (a score-function estimate; the tests use it to compare
         with the exact sum).
     :param name: Pyro name; unique by default.
-    :raises ValueError: for ``num_clusters < 1`` or sizes that do not match the decoder.
+    :raises ArgumentError: (a ``ValueError``) for ``num_clusters < 1`` or sizes that do not
+        match the decoder.
     """
 
     def __init__(
@@ -114,19 +117,16 @@ class UGVAE(GroupVAE):
         strict_enumeration: bool = True,
         name: Optional[str] = None,
     ) -> None:
-        if int(num_clusters) != num_clusters or num_clusters < 1:
-            raise ValueError(f"num_clusters must be an integer >= 1, got {num_clusters!r}")
+        num_clusters = check_int(num_clusters, "num_clusters", min=1)
         for key, given in (("u_dim", u_dim), ("v_dim", v_dim)):
             have = getattr(decoder, key, None)
-            if given is None and have is None:
-                raise ValueError(f"the decoder has no {key}: pass {key}= explicitly")
             if given is not None and have is not None and int(given) != int(have):
-                raise ValueError(
+                raise ArgumentError(
                     f"{key}={given} does not match the decoder's {key}={have} (the decoder "
                     f"takes [z, beta] = [v, u])"
                 )
         super().__init__(decoder, u_dim, v_dim, name=unique_name("ugvae", name))
-        self.num_clusters = int(num_clusters)
+        self.num_clusters = num_clusters
         self.strict_enumeration = strict_enumeration
         self.components = ClusterComponents(self.u_dim, self.v_dim, self.num_clusters, hidden)
         to_pyro_module_(self)
@@ -160,7 +160,9 @@ class UGVAE(GroupVAE):
                 z_fn = dist.Normal(Vindex(loc)[..., d, :], Vindex(scale)[..., d, :])
                 v = pyro.sample("v", z_fn.to_event(1))
                 _check_size(v, self.v_dim, "v (z)")
-                return pyro.sample("x", self.decoder(u, v), obs=x)
+                px = self.decoder(u, v)
+                check_likelihood(px, x, mask)
+                return pyro.sample("x", px, obs=x)
 
     def _sample_cluster(self, ref: torch.Tensor) -> torch.Tensor:
         prior = dist.Categorical(logits=ref.new_zeros(self.num_clusters))
@@ -169,7 +171,7 @@ class UGVAE(GroupVAE):
         site = tape.trace.nodes["d"]
         enum_dim = site["infer"].get("_enumerate_dim")
         if enum_dim is not None and d.dim() >= -enum_dim and d.shape[enum_dim] != self.num_clusters:
-            raise ValueError(
+            raise ArgumentError(
                 f"'d' is enumerated over {d.shape[enum_dim]} values but the model has "
                 f"num_clusters={self.num_clusters}: the guide and the model disagree"
             )
@@ -179,7 +181,7 @@ class UGVAE(GroupVAE):
             and not site["is_observed"]
             and _under_elbo()
         ):
-            raise ValueError(
+            raise ArgumentError(
                 "UG-VAE's cluster site 'd' was sampled, not enumerated, while the model ran "
                 "against a guide: this ELBO cannot enumerate. Train with "
                 "TraceEnum_ELBO(max_plate_nesting=2), which sums over 'd' exactly (eqs. 10-11), "
@@ -189,16 +191,21 @@ class UGVAE(GroupVAE):
 
 
 def _under_elbo() -> bool:
-    """Whether the model is being replayed against a guide trace (how Pyro's ELBOs run it),
-    outside a blocked structural probe such as ``ELBO._guess_max_plate_nesting``. Reads Pyro's
-    handler stack, ``pyro.poutine.runtime._PYRO_STACK``, which has no public accessor."""
+    """Whether the model is being trained against a guide: replayed against a guide trace (how
+    Pyro's ELBOs run it) with gradients on, outside a blocked structural probe such as
+    ``ELBO._guess_max_plate_nesting``. Evaluation under ``torch.no_grad()`` (e.g.
+    :func:`~pyro_groups.evaluation.posterior_predictive`, which replays guide draws that include a
+    sampled ``"d"``) passes. Reads Pyro's handler stack, ``pyro.poutine.runtime._PYRO_STACK``,
+    which has no public accessor."""
+    if not torch.is_grad_enabled():
+        return False
     replaying = any(isinstance(m, ReplayMessenger) for m in _PYRO_STACK)
     return replaying and not any(isinstance(m, BlockMessenger) for m in _PYRO_STACK)
 
 
 def _check_size(value: torch.Tensor, size: int, what: str) -> None:
     if value.shape[-1] != size:
-        raise ValueError(
+        raise ArgumentError(
             f"{what} has size {value.shape[-1]} ({list(value.shape)}), but the model's is {size}: "
             "the guide and the model disagree"
         )

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from pyro import poutine
+from pyro.infer import Predictive
 from torch.testing import assert_close
 
 from pyro_groups.data import GroupBatch
@@ -96,3 +97,12 @@ def test_codes_decode_reconstruct_and_posterior_predictive_work_unchanged(pair, 
     assert idata.posterior_predictive["x"].shape == (1, 6, int(batch.mask.sum()), X)
     summary = ppc_summary(batch, draws)
     assert 0.0 <= summary["central95_mean"] <= 1.0
+
+
+def test_pyro_predictive_on_the_enumerated_model(pair, batch):
+    model, guide = pair
+    predictive = Predictive(poutine.uncondition(model), guide=guide, num_samples=3,
+                            return_sites=("u", "d", "v", "x"))
+    out = predictive(batch.x, batch.mask)
+    assert out["x"].shape == (3, *batch.x.shape) and out["u"].shape == (3, 4, 1, U)
+    assert out["d"].shape == (3, 4, 5) and 0 <= int(out["d"].min()) and int(out["d"].max()) < C

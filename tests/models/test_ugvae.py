@@ -14,6 +14,7 @@ from pyro_groups.data import GroupDataError, GroupedData
 from pyro_groups.guides import UGVAEGuide
 from pyro_groups.models import UGVAE, ClusterComponents, MLPDecoder
 from pyro_groups.nn_conv import ConvDecoder
+from pyro_groups.validation import ArgumentError
 
 C, U, V, X = 3, 2, 2, 4
 ELBO = TraceEnum_ELBO(max_plate_nesting=2)
@@ -220,11 +221,11 @@ def test_an_elbo_that_cannot_enumerate_is_a_clear_error(enumerate_in):
     assert math.isfinite(Trace_ELBO().loss(lenient, guide, x, mask))
 
 
-@pytest.mark.parametrize("clusters", [0, -1, 1.5])
+@pytest.mark.parametrize("clusters", [0, -1, 1.5, True])
 def test_fewer_than_one_cluster_is_an_error(clusters):
-    with pytest.raises(ValueError, match="num_clusters must be an integer >= 1"):
+    with pytest.raises(ArgumentError, match="num_clusters must be an integer"):
         UGVAE(MLPDecoder(U, V, X), clusters)
-    with pytest.raises(ValueError, match="num_clusters must be an integer >= 1"):
+    with pytest.raises(ArgumentError, match="num_clusters must be an integer"):
         UGVAEGuide(X, U, V, clusters)
 
 
@@ -243,6 +244,13 @@ def test_empty_group_is_an_error():
             fn(x, mask)
     with pytest.raises(GroupDataError, match="empty batch"):
         model(x[:, :0], mask[:, :0])
+
+
+def test_bernoulli_decoder_on_grey_values_is_named():
+    model, guide = make(likelihood="bernoulli")
+    x, mask = make_data()
+    with pytest.raises(GroupDataError, match="outside the support .* Bernoulli"):
+        ELBO.loss(model, guide, x, mask)
 
 
 def test_mismatched_dimensions_are_errors():
