@@ -1,4 +1,5 @@
-"""Figures of the UG-VAE experiments, saved to files (matplotlib imported lazily).
+"""Figures of the UG-VAE experiments, saved to files (matplotlib imported lazily, figures drawn
+outside pyplot with :func:`pyro_groups.plots.new_figure`).
 
 - ``fig3_ugvae_grids.png``: sampling grids for three clusters (rows: ``beta`` on the diagonal
   from -1 to 1; columns: ``z`` from ``mu_d(beta) - 3`` to ``+ 3``);
@@ -17,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from pyro_groups.plots import _pyplot
+from pyro_groups.plots import new_figure, save_figure
 from pyro_groups.plots_images import _as_images, _imshow, mosaic
 
 __all__ = ["accuracy_figure", "image_grids_figure", "tsne_figure", "write_figures"]
@@ -28,8 +29,8 @@ def image_grids_figure(
     col_label: str = "z", title: str = "",
 ) -> str:
     """One mosaic per panel, side by side: ``{title: images [R, S, C, H, W]}``."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
+    fig = new_figure(figsize=(3.2 * len(panels), 3.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (name, images) in zip(axes[0], panels.items()):
         _imshow(ax, mosaic(_as_images(images)))
         ax.set_xticks([]), ax.set_yticks([])
@@ -39,9 +40,7 @@ def image_grids_figure(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)
 
 
 def tsne_figure(
@@ -50,8 +49,8 @@ def tsne_figure(
 ) -> str:
     """Scatter plots ``{title: {"xy": [n, 2], "kinds": [n], "names": [...], "line": [m, 2]}}``;
     ``line`` (optional) is drawn as an interpolation path."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+    fig = new_figure(figsize=(4.2 * len(panels), 4))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     styles = [("tab:blue", "s"), ("tab:green", "^"), ("grey", "o")]
     for ax, (name, p) in zip(axes[0], panels.items()):
         xy, kinds = np.asarray(p["xy"]), np.asarray(p["kinds"])
@@ -67,9 +66,7 @@ def tsne_figure(
     axes[0, 0].legend(fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)
 
 
 def accuracy_figure(
@@ -78,9 +75,9 @@ def accuracy_figure(
 ) -> str:
     """Test accuracy (mean ± std over seeds) against the batch size, one panel per task and one
     line per model (the mean-image baseline dashed)."""
-    plt = _pyplot()
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.3 * len(tasks), 3.2), squeeze=False)
+    fig = new_figure(figsize=(3.3 * len(tasks), 3.2))
+    axes = fig.subplots(1, len(tasks), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         mine = [r for r in rows if r["task"] == task and r["classifier"] == classifier
                 and r["features"] in (features, "mean_image")]
@@ -100,9 +97,7 @@ def accuracy_figure(
     axes[0, 0].set_ylabel(f"test accuracy ({classifier}, {features})")
     axes[0, 0].legend(fontsize="x-small")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)
 
 
 def write_figures(runs: list[dict[str, Any]], result: dict[str, Any], out: Path) -> list[str]:
