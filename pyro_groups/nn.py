@@ -115,8 +115,11 @@ class ParallelMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``[..., in_dim]`` -> ``[..., copies, out_dim]``."""
-        h = torch.einsum("...i,cio->...co", x, self.weight0) + self.bias0
-        for i in range(1, self.num_layers):
-            w, b = getattr(self, f"weight{i}"), getattr(self, f"bias{i}")
-            h = torch.einsum("...ci,cio->...co", self.activation(h), w) + b
+        for i in range(self.num_layers):
+            w: torch.Tensor = getattr(self, f"weight{i}")
+            b: torch.Tensor = getattr(self, f"bias{i}")
+            if i == 0:
+                h = torch.einsum("...i,cio->...co", x, w) + b
+            else:
+                h = torch.einsum("...ci,cio->...co", self.activation(h), w) + b
         return h

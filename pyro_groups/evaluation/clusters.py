@@ -12,7 +12,7 @@ Two sources, both under ``torch.no_grad()``:
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pyro import poutine
@@ -24,7 +24,7 @@ from pyro_groups.data.batch import GroupBatch
 Method = Literal["guide", "model"]
 
 
-def _codes(guide: nn.Module, batch: GroupBatch, sample: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _codes(guide: Any, batch: GroupBatch, sample: bool) -> tuple[torch.Tensor, torch.Tensor]:
     qv = guide.instance_posterior(batch.x)
     v = qv.sample() if sample else qv.mean
     qu = guide.group_posterior(batch.x, batch.mask, v)
@@ -33,7 +33,7 @@ def _codes(guide: nn.Module, batch: GroupBatch, sample: bool) -> tuple[torch.Ten
 
 @torch.no_grad()
 def cluster_probabilities(
-    guide: nn.Module, batch: GroupBatch, *, sample: bool = False
+    guide: Any, batch: GroupBatch, *, sample: bool = False
 ) -> torch.Tensor:
     """:math:`q(d_i \\mid z_i)` ``[G, K, C]`` at the mean of :math:`q(z_i \\mid x_i)` (a draw with
     ``sample=True``); padded slots are zero."""
@@ -45,7 +45,7 @@ def cluster_probabilities(
 @torch.no_grad()
 def cluster_assignments(
     model: nn.Module,
-    guide: nn.Module,
+    guide: Any,
     batch: GroupBatch,
     *,
     method: Method = "guide",

@@ -32,6 +32,7 @@ import numpy as np
 import pyro
 import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
+from torch import nn
 
 from pyro_groups.data.dataset import GroupedData
 from pyro_groups.data.digits import digits
@@ -47,6 +48,7 @@ from pyro_groups.models.group_vae import GroupVAE
 from pyro_groups.models.ugvae import UGVAE
 from pyro_groups.nn_conv import ConvDecoder, conv_body
 from pyro_groups.training.fit import fit
+from pyro_groups.validation import ArgumentError
 
 MODELS = ("ugvae", "ugvae_k1", "mlvae")
 
@@ -109,16 +111,16 @@ def random_batches(images: torch.Tensor, num_groups: int, size: int, rng) -> Gro
     return GroupedData(x, torch.ones(x.shape[:2], dtype=torch.bool))
 
 
-def build(name: str, cfg: Config, image_size: int):
+def build(name: str, cfg: Config, image_size: int) -> tuple[nn.Module, nn.Module, Any]:
     """``(model, guide, loss)`` of a row."""
     decoder = ConvDecoder(cfg.u_dim, cfg.v_dim, image_size=image_size)
     body = conv_body(1, image_size, out_dim=cfg.features)
     if name == "mlvae":
-        guide = make_guide(cfg.features, cfg.u_dim, cfg.v_dim, group="product",
+        mlvae = make_guide(cfg.features, cfg.u_dim, cfg.v_dim, group="product",
                            instance="unconditional", hidden=(), body=body)
-        return GroupVAE(decoder), guide, Trace_ELBO()
+        return GroupVAE(decoder), mlvae, Trace_ELBO()
     if name not in ("ugvae", "ugvae_k1"):
-        raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
+        raise ArgumentError(f"unknown model {name!r}; choose from {MODELS}")
     k = 1 if name == "ugvae_k1" else cfg.num_clusters
     guide = UGVAEGuide(cfg.features, cfg.u_dim, cfg.v_dim, k, hidden=(), body=body)
     return UGVAE(decoder, k), guide, TraceEnum_ELBO(max_plate_nesting=2)
@@ -248,7 +250,7 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
     """Run every job; write ``results.json`` and the figures into ``out``."""
     unknown = [m for m in (*cfg.models, *cfg.domain_models) if m not in MODELS]
     if unknown:
-        raise ValueError(f"unknown models {unknown}; choose from {MODELS}")
+        raise ArgumentError(f"unknown models {unknown}; choose from {MODELS}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cpu, wall = time.process_time(), time.perf_counter()

@@ -58,17 +58,17 @@ def summarize_runs(runs: list[dict[str, Any]], cfg: Any) -> dict[str, Any]:
         mine = [r for r in digit_runs if r["model"] == model]
         if not mine:
             continue
-        row: dict[str, Any] = {"model": model, "cpu_seconds": summarize(
+        entry: dict[str, Any] = {"model": model, "cpu_seconds": summarize(
             [r["cpu_seconds"] for r in mine])}
         if "final_loss_per_observation" in mine[0]:
-            row["final_loss_per_observation"] = summarize(
+            entry["final_loss_per_observation"] = summarize(
                 [r["final_loss_per_observation"] for r in mine])
         if "nmi" in mine[0]:
-            row["nmi"] = summarize([r["nmi"] for r in mine])
+            entry["nmi"] = summarize([r["nmi"] for r in mine])
         effects = [r["grid_effects"] for r in mine if "grid_effects" in r]
         if effects:
-            row["grid_effects_seed0"] = effects[0]
-        results.append(row)
+            entry["grid_effects_seed0"] = effects[0]
+        results.append(entry)
     domain = [{k: r[k] for k in ("model", "separability", "mean_image_separability",
                                  "final_loss_per_observation", "kinds", "grid_effects",
                                  "cpu_seconds")}
@@ -124,14 +124,12 @@ def findings(classification: list[dict], results: list[dict],
             claim(f"UG-VAE's beta tells {task} batches of {size} apart better than their mean "
                   "image", [_lower(base, ug)], **extra)
             beats_baseline = out[-1]["reproduced"]
-            others = [m for m in ("ugvae_k1", "mlvae")
-                      if _cell(classification, task, m, size, VERDICT_FEATURES)]
+            others = {m: c for m in ("ugvae_k1", "mlvae")
+                      if (c := _cell(classification, task, m, size, VERDICT_FEATURES))}
             if others:
                 claim(f"global factors need the mixture: UG-VAE beats {' and '.join(others)} on "
-                      f"{task} batches of {size}",
-                      [_lower(_cell(classification, task, m, size, VERDICT_FEATURES), ug)
-                       for m in others], task=task, batch_size=size,
-                      beats_mean_image=beats_baseline)
+                      f"{task} batches of {size}", [_lower(c, ug) for c in others.values()],
+                      task=task, batch_size=size, beats_mean_image=beats_baseline)
     for task in ("low_high", "even_odd"):
         for size in sizes:
             two = _cell(classification, task, "ugvae", size, VERDICT_FEATURES)

@@ -105,7 +105,7 @@ class UGVAEGuide(PyroModule):
         num_clusters = check_int(num_clusters, "num_clusters", min=1)
         check_choice(enumerate_in, "enumerate_in", ENUMERATE_IN)
         super().__init__(unique_name("ugvae_guide", name))
-        make_body = body or (lambda: None)
+        make_body: Callable[[], Optional[nn.Module]] = body or (lambda: None)
         self.u_dim, self.v_dim, self.num_clusters = u_dim, v_dim, int(num_clusters)
         self.enumerate_in = enumerate_in
         self.instance_encoder = InstanceEncoder(x_dim, v_dim, 0, hidden, body=make_body())

@@ -169,7 +169,7 @@ class UGVAE(GroupVAE):
         with poutine.trace() as tape:
             d = pyro.sample("d", prior, infer={"enumerate": "parallel"})
         site = tape.trace.nodes["d"]
-        enum_dim = site["infer"].get("_enumerate_dim")
+        enum_dim = (site["infer"] or {}).get("_enumerate_dim")
         if enum_dim is not None and d.dim() >= -enum_dim and d.shape[enum_dim] != self.num_clusters:
             raise ArgumentError(
                 f"'d' is enumerated over {d.shape[enum_dim]} values but the model has "
