@@ -10,7 +10,9 @@ optimisation steps of
   and Németh's), built by :func:`pyro_groups.experiments.exam_scores.build` and trained by
   ``train_step`` on a ``PenalizedLoss`` exactly as the main job trains them: one guide pass, the
   ELBO, the penalty and the critic's update;
-- ``elbo_jit``: ``elbo`` with ``JitTrace_ELBO`` (fixed-shape batches; optional).
+- ``elbo_jit``: ``elbo`` with ``JitTrace_ELBO`` (fixed-shape batches; optional);
+- ``ugvae``: UG-VAE's eq. 10-11 step (``TraceEnum_ELBO``, ``d`` enumerated) on one batch of
+  B = 128 digit-sized observations, against :mod:`handwritten_ugvae` (``--no-ugvae`` to skip).
 
 Pyro's validation is on for every library variant (``--no-validation`` to switch it off), as
 ``fit`` runs by default. Each repeat runs every variant in turn (rotating the order), so that a
@@ -42,6 +44,7 @@ from pyro.infer import JitTrace_ELBO, Trace_ELBO
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from handwritten_cxvae import HandwrittenCxVAE  # noqa: E402
+from handwritten_ugvae import ugvae_step_ratio  # noqa: E402
 
 from pyro_groups.adversary import PenalizedLoss  # noqa: E402
 from pyro_groups.data import GroupBatch, exam_scores  # noqa: E402
@@ -142,6 +145,7 @@ def bench_groups(groups: int, *, variants: Sequence[str], data_size: int, warmup
 
 
 def format_rows(rows: list[dict]) -> str:
+    rows = [r for r in rows if r["row"] != "ugvae"]
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     head = f"{'groups':>6} " + " ".join(f"{v:>20}" for v in variants)
     lines = [head, "-" * len(head)]
@@ -173,6 +177,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seconds", type=float, default=1.5, help="target seconds per repeat")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-ugvae", action="store_true", help="skip the UG-VAE step")
     parser.add_argument("--smoke-test", action="store_true",
                         help="a few steps only (also when CI or PYRO_GROUPS_SMOKE is set)")
     args = parser.parse_args(argv)
@@ -203,6 +208,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             )
             print(format_rows([r for r in rows if r["groups"] == g]).splitlines()[-2],
                   flush=True)
+    if not args.no_ugvae:
+        steps, repeats = (2, 2) if smoke else (20, args.repeats)
+        u = ugvae_step_ratio(batch_size=128, groups=1, steps=steps, repeats=repeats,
+                             seed=args.seed)
+        for variant, rate in u["steps_per_second"].items():
+            rows.append({
+                "variant": "handwritten_ugvae" if variant == "handwritten" else f"ugvae_{variant}",
+                "row": "ugvae", "penalised": False, "groups": 1, "batch_size": 128,
+                "validation": "validated" in variant, "seconds_per_step": 1.0 / rate,
+                "ratio": u["time_ratio_vs_handwritten"].get(variant, 1.0),
+            })
+        print(f"ugvae (B = 128): {u['time_ratio_vs_handwritten']}", flush=True)
     env = environment(device)
     env["threads"] = args.threads
     result = {"benchmark": "speed", "config": config, "environment": env, "results": rows}

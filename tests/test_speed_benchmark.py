@@ -114,7 +114,10 @@ def test_smoke_run_writes_json(tmp_path):
     assert result["benchmark"] == "speed"
     assert set(result["environment"]) == {"torch", "pyro", "device", "threads"}
     assert result["config"]["smoke_test"] is True
-    rows = {r["variant"]: r for r in result["results"]}
+    rows = {r["variant"]: r for r in result["results"] if r["row"] != "ugvae"}
+    ugvae = [r for r in result["results"] if r["row"] == "ugvae"]
+    assert {r["variant"] for r in ugvae} >= {"handwritten_ugvae"} and len(ugvae) >= 2
+    assert all(r["batch_size"] == 128 and r["ratio"] > 0 for r in ugvae)
     assert set(rows) == {"handwritten", "elbo", "cxvae", "gvae-reg"}
     assert {r["groups"] for r in rows.values()} == {8}
     assert rows["handwritten"]["ratio"] == 1.0
