@@ -36,7 +36,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--steps", type=int, help="training steps per run (default 600)")
     p.add_argument("--image-size", type=int, help="image side (default 32)")
     p.add_argument("--models", nargs="+", choices=ex.MODELS, help="models to run (default: all)")
-    p.add_argument("--workers", type=int, help="parallel training processes (default 2)")
+    p.add_argument("--workers", type=int,
+                   help="parallel training processes (default: one per available core)")
     p.add_argument("--device", help="cpu (default) or cuda")
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--no-progress", action="store_true")

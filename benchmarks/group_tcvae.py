@@ -57,7 +57,7 @@ from pyro_groups.guides.paired import pair_guide
 from pyro_groups.models.paired import pair_model
 from pyro_groups.nn_conv import ConvDecoder, conv_body
 from pyro_groups.adversary.group_tc import GroupTCVAEPenalty
-from pyro_groups.training import fit
+from pyro_groups.training import fit, resolve_device
 
 CONTENT = ("shape", "scale", "orientation")
 ROWS = ("group_tcvae", "gvae", "mlvae")
@@ -79,16 +79,18 @@ def build(kind: str, args) -> tuple[torch.nn.Module, torch.nn.Module, list]:
 
 
 def evaluate(
-    guide, sprites: Sprites, n: int, seed: int, content_cols: Sequence[int], u_dim: int, v_dim: int
+    guide, sprites: Sprites, n: int, seed: int, content_cols: Sequence[int], u_dim: int, v_dim: int,
+    device: str = "cpu",
 ) -> dict:
     """MIG and group-MIG of posterior means on ``n`` fresh single observations."""
     factors, images = sprites.sample(n, rng=np.random.default_rng(10_000 + seed))
     codes = []
     for start in range(0, n, 512):
-        x = images[start:start + 512, None]
-        u, v = encode(guide, GroupBatch(x, torch.ones(x.shape[:2], dtype=torch.bool)))
+        x = images[start:start + 512, None].to(device)
+        mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        u, v = encode(guide, GroupBatch(x, mask))
         codes.append(torch.cat([u, v[:, 0]], -1))
-    z = torch.cat(codes).numpy()
+    z = torch.cat(codes).cpu().numpy()
     code_blocks = ["u"] * u_dim + ["v"] * v_dim
     factor_blocks = ["u" if j in content_cols else "v" for j in range(sprites.num_factors)]
     out = {"mig": mig(z, factors)["mig"]}
@@ -113,16 +115,17 @@ def run(kind: str, seed: int, args) -> dict:
     epochs = max(1, round(args.steps / steps_per_epoch))
     t0 = time.perf_counter()
     hist = fit(model, guide, data, epochs=epochs, batch_size=args.batch_pairs, lr=args.lr,
-               seed=seed, penalties=penalties, progress=False)
+               seed=seed, penalties=penalties, progress=False, device=args.device)
     seconds = time.perf_counter() - t0
     model.eval(), guide.eval()
     row = {"model": kind, "seed": seed, "steps": epochs * steps_per_epoch, "train_seconds": seconds,
            "final_loss_per_pair": hist.to_list()[-1]["loss"]}
     content = [sprites.factor_index(f) for f in args.content]
-    row.update(evaluate(guide, sprites, args.eval, seed, content, args.u_dim, args.v_dim))
+    row.update(evaluate(guide, sprites, args.eval, seed, content, args.u_dim, args.v_dim,
+                        args.device))
     if penalties:
         with torch.no_grad():
-            batch = data[torch.arange(min(len(data), 512))]
+            batch = data[torch.arange(min(len(data), 512))].to(args.device)
             terms = penalties[0].terms(guide, batch)
         row["tc_estimate"] = float(terms["tc"])
         row["pair_kl_mean"] = float(terms["pair_kl"].mean())
@@ -155,9 +158,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per run (1: best on a shared CPU)")
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel processes")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--smoke-test", action="store_true",
                         help="seconds-long run (also when CI or PYRO_GROUPS_SMOKE is set)")
     args = parser.parse_args(argv)
+    resolve_device(args.device)  # an unknown or absent device fails here, before any work
     smoke = args.smoke_test or any(os.environ.get(k) for k in ("CI", "PYRO_GROUPS_SMOKE"))
     if args.v_dim is None:
         args.v_dim = len(Sprites.factor_names) - len(set(args.content))
@@ -186,7 +191,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config.update(smoke_test=smoke, data="Sprites (procedural dSprites)",
                   paper_note="the paper shows densities (Fig. 4), no table: no numbers to list",
                   total_seconds=time.perf_counter() - t0)
-    out = {"benchmark": "group_tcvae", "config": config, "environment": environment("cpu"),
+    out = {"benchmark": "group_tcvae", "config": config, "environment": environment(args.device),
            "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))

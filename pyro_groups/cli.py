@@ -40,12 +40,21 @@ def _exam_scores(args: argparse.Namespace) -> int:
     if cfg.holdout >= cfg.groups:
         raise SystemExit(f"pyro-groups exam-scores: error: --groups {cfg.groups} leaves no "
                          f"training groups beside the {cfg.holdout} held out")
-    print(
-        f"Exam-Scores: {cfg.groups} groups ({cfg.holdout} held out), {cfg.epochs} epochs, "
-        f"{cfg.seeds} seed(s), rows {', '.join(cfg.rows)}, device {cfg.device}, "
-        f"{cfg.workers} worker(s)"
-    )
-    result = ex.run(cfg, args.out, progress=not args.no_progress)
+    if not args.distributed or os.environ.get("RANK", "0") == "0":
+        print(
+            f"Exam-Scores: {cfg.groups} groups ({cfg.holdout} held out), {cfg.epochs} epochs, "
+            f"{cfg.seeds} seed(s), rows {', '.join(cfg.rows)}, device {cfg.device}, "
+            + (f"{os.environ.get('WORLD_SIZE', 1)} data-parallel process(es)" if args.distributed
+               else f"{cfg.workers} worker(s)")
+        )
+    if args.distributed:
+        from pyro_groups.experiments.exam_scores_distributed import run_distributed
+
+        result = run_distributed(cfg, args.out, progress=not args.no_progress)
+        if result is None:  # not rank 0: rank 0 reports
+            return 0
+    else:
+        result = ex.run(cfg, args.out, progress=not args.no_progress)
     print(report.format_table(result["results"]))
     print(
         f"(mean over the last {cfg.last} epochs, then mean ± std over seeds; "
@@ -107,11 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--rows", nargs="+", choices=list(ROWS), metavar="ROW",
                     help=f"models to run (default: all): {', '.join(ROWS)}")
     ex.add_argument("--device", type=_device, help="cpu (default), cuda or cuda:N")
-    ex.add_argument("--workers", type=_at_least(1), help="parallel training processes")
+    ex.add_argument("--workers", type=_at_least(1),
+                    help="parallel training processes (default: one per available core)")
     ex.add_argument("--out", type=_folder, default="results/exam_scores", help="output folder")
     ex.add_argument("--paper", action="store_true", help="the paper's setting (64 epochs, 7 seeds)")
     ex.add_argument("--smoke-test", action="store_true", help="a seconds-long run (CI)")
     ex.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ex.add_argument("--distributed", action="store_true",
+                    help="train each run data-parallel on the processes of a torchrun launch "
+                    "(`torchrun --nproc_per_node=N -m pyro_groups.cli exam-scores --distributed`)")
     ex.set_defaults(func=_exam_scores)
     return parser
 

@@ -50,7 +50,11 @@ from pyro_groups.guides import IIDGuide, pair_guide, preset_guide
 from pyro_groups.models import IIDVAE
 from pyro_groups.plots import error_curves_figure, translation_figure
 from pyro_groups import load_modules, save_modules
-from pyro_groups.training import CheckpointError
+from pyro_groups.data import DistributedGroupSampler
+from pyro_groups.experiments.environment import run_jobs
+from pyro_groups.guides import GroupAutoGuide
+from pyro_groups.training import CheckpointError, NaNGuard, fit_distributed, train_step
+from pyro.infer import Trace_ELBO
 from pyro_groups.validation import (
     ArgumentError,
     ArgumentKeyError,
@@ -333,7 +337,43 @@ TRAINING = [
     case("cli --out <file>", lambda t: cli("--out", str(a_file(t))), ArgumentError, "exit 2"),
 ]
 
-CASES = DATA + MODELS + EVALUATION + ARGUMENTS + TRAINING
+
+def deferred_guard_without_fused_adam(_: Path) -> Any:
+    model, guide = GroupVAE(ExamScoresDecoder()), make_guide(1, 2, 1, hidden=(4,))
+    params = list(guide.parameters())
+    return train_step(Trace_ELBO(), model, guide, torch.optim.Adam(params), params, batch(),
+                      num_groups=8, guard=NaNGuard(deferred=True))
+
+
+def fit_distributed_small(**kwargs: Any) -> Any:
+    guide = kwargs.pop("guide", make_guide(1, 2, 1, hidden=(4,)))
+    return fit_distributed(GroupVAE(ExamScoresDecoder()), guide, small(), progress=False,
+                           **kwargs)
+
+
+SCALE = [
+    case("DistributedGroupSampler(N < G * W)",
+         lambda t: DistributedGroupSampler(7, 4, num_replicas=2, rank=0), ArgumentError,
+         "a global batch of 4 groups x 2 ranks needs at least 8 groups; the data set has 7"),
+    case("DistributedGroupSampler(rank=2 of 2)",
+         lambda t: DistributedGroupSampler(8, 2, num_replicas=2, rank=2), ArgumentError,
+         r"rank must be an integer in \[0, 1\], got 2"),
+    case("run_jobs(workers=0)",
+         lambda t: run_jobs(print, [1], workers=0, progress=False, desc=""), ArgumentError,
+         "workers must be an integer >= 1"),
+    case("train_step(deferred guard, Adam not fused)", deferred_guard_without_fused_adam,
+         ArgumentTypeError, "fused=True"),
+    case("fit_distributed(loss='jit')", lambda t: fit_distributed_small(loss="jit"),
+         ArgumentError, "does not run JIT ELBOs"),
+    case("fit_distributed(seed=None)", lambda t: fit_distributed_small(seed=None),
+         ArgumentTypeError, "seed must be an integer"),
+    case("fit_distributed(<autoguide>)",
+         lambda t: fit_distributed_small(guide=GroupAutoGuide(
+             pyro.infer.autoguide.AutoNormal, GroupVAE(ExamScoresDecoder()))),
+         ArgumentTypeError, "does not train GroupAutoGuide"),
+]
+
+CASES = DATA + MODELS + EVALUATION + ARGUMENTS + TRAINING + SCALE
 
 
 @pytest.mark.parametrize("call, error, match", CASES)

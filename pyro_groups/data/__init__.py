@@ -14,11 +14,13 @@ from pyro_groups.data.factors import (
 )
 from pyro_groups.data.pairs import pair_indices, pairs_from_factors, sample_pairs
 from pyro_groups.data.loaders import DataFileError, load_dsprites, load_mnist, load_shapes3d
+from pyro_groups.data.samplers import DistributedGroupSampler
 from pyro_groups.data.shapes3d import Shapes3D
 from pyro_groups.data.sprites import Sprites
 
 __all__ = [
     "DataFileError",
+    "DistributedGroupSampler",
     "FactorDataset",
     "FactorPairs",
     "GroupBatch",

@@ -123,6 +123,7 @@ class GroupedData:
             )
         x = zero_padding(x, mask)
         self.x, self.mask, self.u_true, self.v_true = x, mask, u_true, v_true
+        self._sizes = mask.sum(-1).cpu().numpy()
 
     @classmethod
     def from_groups(
@@ -177,20 +178,33 @@ class GroupedData:
         :raises ArgumentError: for indices out of range, or a mask of the wrong length.
         """
         index = self._as_index(index)
-        mask = self.mask[index]
-        k = int(mask.sum(-1).max()) if mask.numel() else 0
+        return self._batch(index.numpy(), _to_device(index, self.mask.device), trim=True)
+
+    def _full(self, index: torch.Tensor) -> GroupBatch:
+        """The groups at ``index`` padded to the data set's largest group (``K_max``)."""
+        index = self._as_index(index)
+        return self._batch(index.numpy(), _to_device(index, self.mask.device), trim=False)
+
+    def _batch(self, host: np.ndarray, index: torch.Tensor, *, trim: bool) -> GroupBatch:
+        """The groups at ``index`` (on the data's device; ``host`` the same indices in numpy).
+
+        The group sizes are kept on the host, so trimming to the largest group reads no device
+        memory: on a GPU, building a batch does not wait for the device.
+        """
+        k = (int(self._sizes[host].max()) if host.size else 0) if trim else self.mask.shape[1]
         return GroupBatch(
             x=self.x[index, :k],
-            mask=mask[:, :k],
+            mask=self.mask[index, :k],
             u_true=self.u_true[index] if self.u_true is not None else None,
             v_true=self.v_true[index, :k] if self.v_true is not None else None,
             index=index,
         )
 
     def _as_index(self, index: Any) -> torch.Tensor:
+        """``index`` as checked int64 indices on the CPU."""
         n = len(self)
         if isinstance(index, slice):
-            return torch.arange(n, device=self.mask.device)[index]
+            return torch.arange(n)[index]
         if isinstance(index, (int, np.integer)) and not isinstance(index, (bool, np.bool_)):
             index = [index]
         t = _as_tensor(index, "index") if not isinstance(index, torch.Tensor) else index
@@ -200,7 +214,7 @@ class GroupedData:
             t = t.nonzero().flatten()
         elif t.is_floating_point() or t.is_complex():
             raise ArgumentTypeError(f"index must hold integers, got {t.dtype}")
-        t = t.to(device=self.mask.device, dtype=torch.long).flatten()
+        t = t.to(device="cpu", dtype=torch.long).flatten()
         if t.numel() and (int(t.min()) < -n or int(t.max()) >= n):
             raise ArgumentError(
                 f"index out of range for {n} groups: values in [{int(t.min())}, {int(t.max())}]"
@@ -222,7 +236,8 @@ class GroupedData:
         Batches are trimmed to their largest group unless ``pad`` (every batch is ``K_max`` wide,
         as a guide with per-slot parameters needs) or ``fixed_shape`` (every batch is
         ``[batch_size, K_max]``: padded, and the last partial batch is dropped, as a JIT-compiled
-        loss needs).
+        loss needs). The epoch's order is drawn on the CPU (``generator`` is a CPU generator) and
+        copied to the data's device once per epoch, so that no step waits for a GPU.
         """
         batch_size = check_int(batch_size, "batch_size", min=1)
         if generator is not None and not isinstance(generator, torch.Generator):
@@ -231,21 +246,13 @@ class GroupedData:
             )
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        on_device, host = _to_device(order, self.mask.device), order.numpy()
         drop = (drop_last or fixed_shape) and n >= batch_size
         stop = n - n % batch_size if drop else n
         for start in range(0, stop, batch_size):
-            index = order[start : start + batch_size]
-            yield self._full(index) if (fixed_shape or pad) else self[index]
-
-    def _full(self, index: torch.Tensor) -> GroupBatch:
-        index = index.to(self.mask.device)
-        return GroupBatch(
-            x=self.x[index],
-            mask=self.mask[index],
-            u_true=self.u_true[index] if self.u_true is not None else None,
-            v_true=self.v_true[index] if self.v_true is not None else None,
-            index=index,
-        )
+            end = start + batch_size
+            yield self._batch(host[start:end], on_device[start:end],
+                              trim=not (fixed_shape or pad))
 
     def split(self, holdout: float | int, *, seed: int = 0) -> tuple["GroupedData", "GroupedData"]:
         """Split by groups into ``(train, holdout)``.
@@ -279,4 +286,12 @@ class GroupedData:
         b = GroupBatch(self.x, self.mask, self.u_true, self.v_true).to(device)
         out = GroupedData.__new__(GroupedData)
         out.x, out.mask, out.u_true, out.v_true = b.x, b.mask, b.u_true, b.v_true
+        out._sizes = self._sizes
         return out
+
+
+def _to_device(index: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on ``device``; to a GPU through pinned memory without waiting for it."""
+    if device.type != "cuda":
+        return index.to(device)
+    return index.pin_memory().to(device, non_blocking=True)

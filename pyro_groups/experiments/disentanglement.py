@@ -29,7 +29,7 @@ from pyro_groups.data.sprites import Sprites
 from pyro_groups.evaluation import disentanglement as dm
 from pyro_groups.evaluation.codes import encode
 from pyro_groups.evaluation.disentanglement.utils import mutual_info_and_entropy
-from pyro_groups.experiments.environment import environment, run_jobs, summarize
+from pyro_groups.experiments.environment import available_cpus, environment, run_jobs, summarize
 from pyro_groups.guides.group_guide import make_guide
 from pyro_groups.guides.iid_guide import IIDGuide
 from pyro_groups.models.group_vae import GroupVAE
@@ -87,7 +87,7 @@ class Config:
     annealed_fraction: float = 0.5  # capacity reaches c_max after this fraction of the steps
     disc_hidden: tuple[int, ...] = (256, 256)
     disc_lr: float = 1e-3
-    workers: int = 2
+    workers: int = field(default_factory=available_cpus)  # one process per core
     device: str = "cpu"
     data_seed: int = 0
     figures: bool = True
@@ -213,7 +213,6 @@ def code_blocks_for(
 
 def run_one(name: str, value: float, seed: int, cfg: Config) -> dict[str, Any]:
     """Train row ``name`` at hyper-parameter ``value`` with ``seed``; return its scores."""
-    torch.set_num_threads(1)
     pyro.clear_param_store()
     wall, cpu = time.perf_counter(), time.process_time()
     train, k = training_data(name, value, cfg)

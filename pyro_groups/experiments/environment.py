@@ -1,12 +1,49 @@
-"""The ``environment`` block of every benchmark's JSON (DESIGN.md, "Outputs")."""
+"""The ``environment`` block of every benchmark's JSON (DESIGN.md, "Outputs"), the machine's cores,
+and running independent jobs on all of them."""
 from __future__ import annotations
 
+import contextlib
+import math
 import multiprocessing as mp
-from typing import Any, Callable, Sequence
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import pyro
 import torch
 from tqdm.auto import tqdm
+
+from pyro_groups.validation import check_int
+
+
+def _cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> Optional[int]:
+    """The CPU quota of a cgroup-v2 container (``cpu.max``, e.g. ``"200000 100000"`` = 2 cores),
+    rounded up; ``None`` without a quota."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, math.ceil(int(quota) / int(period)))
+
+
+def available_cpus() -> int:
+    """The cores this process may use: its CPU affinity (``os.sched_getaffinity``, Linux) where
+    the OS has one, else ``os.cpu_count()``, capped by a container's CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpus()
+    return max(1, min(cpus, quota) if quota is not None else cpus)
+
+
+def worker_threads(workers: int, cpus: Optional[int] = None) -> int:
+    """torch threads for each of ``workers`` processes sharing ``cpus`` cores (all by default):
+    ``cpus // workers``, at least one."""
+    cpus = available_cpus() if cpus is None else cpus
+    return max(1, cpus // max(1, workers))
 
 
 def environment(device: str | torch.device = "cpu") -> dict[str, object]:
@@ -25,25 +62,53 @@ def summarize(values: list[float]) -> dict[str, float | int]:
     return {"mean": float(t.mean()), "std": std, "n": len(values)}
 
 
+@contextlib.contextmanager
+def num_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``, then restore the old count."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def run_jobs(
     fn: Callable[[Any], dict[str, Any]],
     jobs: Sequence[Any],
     *,
-    workers: int,
+    workers: Optional[int] = None,
+    threads: Optional[int] = None,
     progress: bool,
     desc: str,
 ) -> list[dict[str, Any]]:
     """Run ``fn`` on every job, in ``workers`` spawned processes when more than one (``fn`` must
-    then be a module-level function); results in completion order, with a tqdm bar."""
+    then be a module-level function); results in completion order, with a tqdm bar.
+
+    :param workers: processes; default one per available core (:func:`available_cpus`), never
+        more than there are jobs.
+    :param threads: torch threads in each worker process; default the cores shared out among
+        the workers (:func:`worker_threads`). With one worker the jobs run in this process, with
+        ``threads`` if given, else with this process's own setting (torch's default: all cores).
+    """
+    if workers is not None:
+        workers = check_int(workers, "workers", min=1)
+    if threads is not None:
+        threads = check_int(threads, "threads", min=1)
+    workers = min(workers if workers is not None else available_cpus(), max(1, len(jobs)))
     runs: list[dict[str, Any]] = []
     with tqdm(total=len(jobs), disable=not progress, desc=desc, unit="run") as bar:
-        if workers > 1 and len(jobs) > 1:
-            with mp.get_context("spawn").Pool(workers) as pool:
+        if workers > 1:
+            ctx = mp.get_context("spawn")
+            per_worker = threads if threads is not None else worker_threads(workers)
+            with ctx.Pool(workers, initializer=torch.set_num_threads,
+                          initargs=(per_worker,)) as pool:
                 for r in pool.imap_unordered(fn, jobs):
                     runs.append(r)
                     bar.update()
         else:
-            for job in jobs:
-                runs.append(fn(job))
-                bar.update()
+            with num_threads(threads if threads is not None else torch.get_num_threads()):
+                for job in jobs:
+                    runs.append(fn(job))
+                    bar.update()
     return runs

@@ -23,7 +23,7 @@ from pyro_groups.data.exam_scores import exam_scores, exam_scores_mean
 from pyro_groups.evaluation.codes import translate
 from pyro_groups.evaluation.exam_scores import exam_scores_errors
 from pyro_groups.evaluation.mi_probe import mi_probe
-from pyro_groups.experiments.environment import environment, run_jobs, summarize
+from pyro_groups.experiments.environment import available_cpus, environment, run_jobs, summarize
 from pyro_groups.experiments.exam_scores_report import EXTRA_METRICS, METRICS, PAPER, findings
 from pyro_groups.guides.group_guide import make_guide
 from pyro_groups.models.decoders import ExamScoresDecoder
@@ -98,7 +98,7 @@ class Config:
     last: int = 5
     rows: tuple[str, ...] = tuple(ROWS)
     device: str = "cpu"
-    workers: int = 2
+    workers: int = field(default_factory=available_cpus)  # one process per core
     data_seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -156,7 +156,6 @@ def run_one(name: str, seed: int, cfg: Config) -> dict[str, Any]:
     r"""Train row ``name`` with ``seed``; return its per-epoch errors, the held-out
     :func:`~pyro_groups.evaluation.mi_probe.mi_probe` of its final instance codes (``v_leak``,
     nats of :math:`I(\mathbf{x}_{-k}; v_k)`) and a translation panel."""
-    torch.set_num_threads(1)
     pyro.clear_param_store()
     data = exam_scores(cfg.groups, seed=cfg.data_seed, noise=cfg.noise)
     train, holdout = data.split(cfg.holdout, seed=cfg.data_seed)
@@ -206,17 +205,29 @@ def summarize_runs(runs: list[dict[str, Any]], cfg: Config) -> list[dict[str, An
     return rows
 
 
+def check_rows(cfg: Config) -> None:
+    unknown = [r for r in cfg.rows if r not in ROWS]
+    if unknown:
+        raise ValueError(f"unknown rows {unknown}; choose from {sorted(ROWS)}")
+
+
 def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[str, Any]:
     """Run every (row, seed) job, write ``results.json`` and the figures into ``out``."""
+    check_rows(cfg)
+    jobs = [(name, seed, cfg) for seed in range(cfg.seeds) for name in cfg.rows]
+    runs = run_jobs(_run_job, jobs, workers=cfg.workers, progress=progress, desc="exam-scores")
+    return write_results(runs, cfg, out)
+
+
+def write_results(
+    runs: list[dict[str, Any]], cfg: Config, out: str | os.PathLike, **extra: Any
+) -> dict[str, Any]:
+    """Summarise the runs (records of :func:`run_one`), write ``results.json`` (with ``extra``
+    keys) and the figures into ``out``; returns the result."""
     from pyro_groups.plots import error_curves_figure, translation_figure
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    unknown = [r for r in cfg.rows if r not in ROWS]
-    if unknown:
-        raise ValueError(f"unknown rows {unknown}; choose from {sorted(ROWS)}")
-    jobs = [(name, seed, cfg) for seed in range(cfg.seeds) for name in cfg.rows]
-    runs = run_jobs(_run_job, jobs, workers=cfg.workers, progress=progress, desc="exam-scores")
     rows = summarize_runs(runs, cfg)
     result = {
         "benchmark": "exam_scores",
@@ -224,6 +235,7 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
         "environment": environment(cfg.device),
         "results": rows,
         "findings": findings(rows),
+        **extra,
     }
     (out / "results.json").write_text(json.dumps(result, indent=1))
     panels = [r["translation"] for r in runs if r["seed"] == 0]

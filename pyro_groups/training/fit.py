@@ -21,11 +21,15 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from pyro_groups.adversary.penalized import PenalizedLoss
+from pyro_groups.data.batch import check_group_inputs
 from pyro_groups.data.dataset import GroupedData
 from pyro_groups.errors import ArgumentError, ArgumentTypeError, TrainingDivergedError
 from pyro_groups.guides.auto import GroupAutoGuide
 from pyro_groups.training.checkpoint import load_checkpoint, save_checkpoint
+from pyro_groups.training.compile import compile_networks
+from pyro_groups.training.device import step_setup
 from pyro_groups.training.history import History
+from pyro_groups.training.jit_warnings import quiet_jit
 from pyro_groups.training.state import restore, run_identity, run_state
 from pyro_groups.training.step import LossFn, train_step, unique_params
 from pyro_groups.validation import (
@@ -70,12 +74,14 @@ def make_elbo(loss: str | ELBO | LossFn, num_particles: int = 1) -> ELBO | LossF
 
 
 def make_optimizer(
-    optimizer: Optional[OptimizerArg], params: list[nn.Parameter], lr: float
+    optimizer: Optional[OptimizerArg], params: list[nn.Parameter], lr: float,
+    *, fused: Optional[bool] = None,
 ) -> torch.optim.Optimizer:
-    """``torch.optim.Adam(params, lr)`` by default; a factory ``params -> torch optimizer``; or a
-    Pyro optimiser (``pyro.optim.Adam({"lr": ...})``), whose torch class and arguments are used."""
+    """``torch.optim.Adam(params, lr, fused=fused)`` by default; a factory
+    ``params -> torch optimizer``; or a Pyro optimiser (``pyro.optim.Adam({"lr": ...})``), whose
+    torch class and arguments are used."""
     if optimizer is None:
-        return torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, fused=fused)
     if isinstance(optimizer, PyroOptim):
         args = optimizer.pt_optim_args
         if callable(args):
@@ -127,6 +133,7 @@ def fit(
     checkpoint: Optional[str | os.PathLike] = None,
     resume: bool = False,
     callback: Optional[Callable[[int, nn.Module, nn.Module], dict[str, float]]] = None,
+    compile: bool | dict[str, Any] = False,
 ) -> History:
     """Train ``guide`` and ``model`` by SVI on minibatches of groups.
 
@@ -146,11 +153,20 @@ def fit(
         The initial weights were drawn when the modules were built: seed before building them
         (``pyro.set_rng_seed``) for a run that is reproducible from scratch.
     :param device: ``"cpu"``, ``"cuda"``, ...; model, guide, penalties and data are moved there.
+        On a GPU the step does not wait for the device: the data's values are checked once,
+        then Pyro's validation is off during training; the default Adam is fused, and without
+        penalties the NaN guard is deferred (a non-finite step and all later ones are skipped on
+        the device, and the error is raised at the end of the epoch;
+        :mod:`~pyro_groups.training.guard`).
     :param checkpoint: a path written atomically after every epoch; with ``resume=True`` an
         existing checkpoint there is loaded and training continues exactly where it stopped. It
         must be of the same model, guide, data, penalties and loss (else ``CheckpointError``); a
         new ``lr`` replaces the saved one, with a warning.
     :param callback: ``callback(epoch, model, guide) -> dict`` of extra per-epoch metrics.
+    :param compile: compile the networks of the model and guide with ``torch.compile``
+        (:func:`~pyro_groups.training.compile.compile_networks`; a network that cannot be
+        compiled runs eagerly, with a warning; the penalties' critics stay eager); a dict gives
+        ``torch.compile`` 's arguments (``{"mode": "max-autotune"}``).
     :returns: the per-epoch :class:`History` (``loss`` is the negative ELBO per group).
     :raises TrainingDivergedError: on a NaN/inf loss or gradient (parameters left untouched).
     """
@@ -180,7 +196,12 @@ def fit(
     params = unique_params([model, guide])
     if not params:
         raise ArgumentError("the model and guide have no parameters to train")
-    opt = make_optimizer(optimizer, params, lr)
+    setup = step_setup(dev, params, lr=lr, optimizer=optimizer, penalised=bool(penalties))
+    opt, guard = setup.optimizer, setup.guard
+    if dev.type == "cuda":
+        check_group_inputs(data.x, data.mask, values=True)
+    if compile:
+        compile_networks(model, guide, **(compile if isinstance(compile, dict) else {}))
     identity = run_identity(data, penalties, elbo)
     history, start = History(), 0
     if resume and checkpoint is not None and os.path.exists(checkpoint):
@@ -201,12 +222,14 @@ def fit(
                                   pad=pad):
             record = train_step(
                 objective, model, guide, opt, params, batch, num_groups=n, clip_norm=clip_norm,
-                where=f"epoch {epoch}, step {steps}", **_plate_kwargs(guide, batch),
+                where=f"epoch {epoch}, step {steps}", guard=guard, validate=setup.validate,
+                **_plate_kwargs(guide, batch),
             )
             for k, v in record.items():
                 v = v.detach().double() if isinstance(v, Tensor) else float(v)
                 totals[k] = totals[k] + v if k in totals else v
             steps += 1
+        guard.check()
         row: dict[str, Any] = {"epoch": epoch, **_epoch_means(totals, steps, n)}
         row["seconds"] = time.perf_counter() - t0
         if callback is not None:
@@ -248,5 +271,5 @@ def _compile(elbo: ELBO, model: nn.Module, guide: nn.Module, data: GroupedData, 
     """Compile a JIT ELBO on a forked RNG, so that a resumed run draws the same random numbers as
     an uninterrupted one (compiling runs the model and guide three times)."""
     first = next(data.batches(batch_size, shuffle=False, fixed_shape=True))
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), quiet_jit():
         elbo.differentiable_loss(model, guide, first.x, first.mask, num_groups=n)
