@@ -25,8 +25,9 @@ the single-process gradient on the global batch :math:`\mathcal{B}`: each group 
 of a global batch is the mean over its :math:`W` shards of the shard penalties (what one process
 computes when it accumulates the gradients of :math:`W` micro-batches). The critics are not in
 DDP (the VAE's backward never reaches them; their gradients are taken on their own): every critic
-optimiser averages its gradients over the ranks before each step (:func:`~pyro_groups.training.ddp_sync.average_gradients_before_step`), the
-penalties' floating-point buffers (MINE's moving average) are averaged after every critic step,
+optimiser averages its gradients over the ranks before each step
+(:func:`~pyro_groups.training.ddp_sync.average_gradients_before_step`), the penalties'
+floating-point buffers (MINE's moving average) are averaged after every critic step,
 and rank 0's critics are broadcast at the start; so the critics stay identical too. Each rank
 draws its pairs and its guide's noise from its own streams (seeded by
 :func:`~pyro_groups.training.ddp_sync.rank_seed`). A critic step must run on every rank: a rank

@@ -128,7 +128,7 @@ def reference(penalised):
                     emas.append(res.ema_state)
                 (total / WORLD).backward(inputs=params)
                 streams[r] = torch.get_rng_state()
-                epoch_loss.append(float(elbo) / n)
+                epoch_loss.append(float(elbo.detach()) / n)
             opt.step()
             if pen is not None:
                 pen.optimizer.step()
