@@ -15,8 +15,10 @@ from pyro_groups.validation import ArgumentError
 
 __all__ = [
     "draw_error_curves",
+    "draw_k_shot",
     "draw_translation",
     "error_curves_figure",
+    "k_shot_figure",
     "new_figure",
     "save_figure",
     "translation_figure",
@@ -137,4 +139,62 @@ def draw_error_curves(
     ncol = min(len(labels), 5)
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small")
     fig.suptitle(title)
+    return fig
+
+
+def k_shot_figure(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    num_classes: int | None = None,
+    title: str = "k-shot classification from the codes (mean ± std over seeds)",
+) -> str:
+    """ML-VAE Fig. 6c: accuracy and conditional entropy (cross-entropy, bits) against the number
+    ``k`` of test images accumulated, one line per model and code (content solid, style dashed).
+
+    Saved to ``path`` (returned as a string); :func:`draw_k_shot` returns the figure instead.
+
+    :param rows: ``{"model", "code", "k", "accuracy", "cond_entropy_bits"}`` with each metric a
+        number or ``{"mean", "std", ...}``.
+    :param num_classes: draws chance accuracy and ``log2(num_classes)`` bits when given.
+    """
+    return save_figure(draw_k_shot(rows, num_classes=num_classes, title=title), path)
+
+
+def draw_k_shot(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    num_classes: int | None = None,
+    title: str = "k-shot classification from the codes (mean ± std over seeds)",
+) -> Any:
+    """The figure of :func:`k_shot_figure`, not saved."""
+    if len(rows) == 0:
+        raise ArgumentError("rows is empty: nothing to draw")
+    fig = new_figure(figsize=(10, 4.6), layout="constrained")
+    axes = fig.subplots(1, 2)
+    series: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        series.setdefault((str(r["model"]), str(r["code"])), []).append(r)
+    colours: dict[str, Any] = {}
+    for (model, code), rs in series.items():
+        rs = sorted(rs, key=lambda r: r["k"])
+        k = [r["k"] for r in rs]
+        for ax, metric in zip(axes, ("accuracy", "cond_entropy_bits")):
+            cells = [r[metric] for r in rs]
+            mean = [c["mean"] if isinstance(c, Mapping) else c for c in cells]
+            std = [c.get("std", 0.0) if isinstance(c, Mapping) else 0.0 for c in cells]
+            line = ax.errorbar(k, mean, yerr=std, capsize=2, lw=1.2, color=colours.get(model),
+                               ls="-" if code == "content" else "--", label=f"{model} {code}")
+            colours.setdefault(model, line.lines[0].get_color())
+    if num_classes:
+        axes[0].axhline(1.0 / num_classes, color="grey", lw=0.8, ls=":", label="chance")
+        axes[1].axhline(float(np.log2(num_classes)), color="grey", lw=0.8, ls=":")
+    axes[0].set_ylabel("accuracy")
+    axes[1].set_ylabel("conditional entropy bound (bits)")
+    for ax in axes:
+        ax.set_xlabel("k (test images accumulated)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4),
+               fontsize="x-small")
+    fig.suptitle(title, fontsize="medium")
     return fig

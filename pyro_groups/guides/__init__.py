@@ -6,9 +6,16 @@ from pyro_groups.guides.encoders import (
     InstanceEncoder,
     PerObservationGroupEncoder,
 )
-from pyro_groups.guides.group_guide import PRESETS, GroupGuide, make_guide, preset_guide
+from pyro_groups.guides.group_guide import (
+    PRESETS,
+    GroupGuide,
+    content_samples,
+    make_guide,
+    preset_guide,
+)
 from pyro_groups.guides.iid_guide import IIDGuide
 from pyro_groups.guides.mixture import UniformMixtureOfNormals
+from pyro_groups.guides.non_amortised import NonAmortisedGuide
 from pyro_groups.guides.paired import PairedGuide, pair_guide
 from pyro_groups.guides.ugvae_guide import UGVAEGuide
 
@@ -21,9 +28,11 @@ __all__ = [
     "PairedGuide",
     "UGVAEGuide",
     "InstanceEncoder",
+    "NonAmortisedGuide",
     "PerObservationGroupEncoder",
     "UniformMixtureOfNormals",
     "average_of_normals",
+    "content_samples",
     "make_guide",
     "pair_guide",
     "preset_guide",

@@ -6,10 +6,28 @@ r"""Guides for the group VAE: a group encoder composed with an instance encoder.
 Named presets (CxVAE paper, Sec. 2 and 4): ``gvae`` = average + unconditional (Hosoya 2019),
 ``mlvae`` = product of normals + unconditional (Bouchacourt et al. 2018), ``cxvae`` = DeepSets +
 context-conditioned.
+
+One content sample per group or per observation
+-----------------------------------------------
+``content_samples="group"`` (the default) draws one group code per group, site ``"u"``
+``[G, 1, u_dim]``. ``content_samples="observation"`` is step 9 of the ML-VAE paper's Algorithm 1:
+every observation ``k`` gets its own draw :math:`u_k \sim q(u \mid \mathbf{x})`, site ``"u"``
+``[G, K, u_dim]`` inside the ``"instances"`` plate, masked, and scaled by :math:`1 / K_i` so that
+the ELBO estimate
+
+.. math:: \sum_k \log p(x_k \mid u_k, v_k)
+    + \frac{1}{K} \sum_k \big[\log p(u_k) - \log q(u_k \mid \mathbf{x})\big] + \dots
+
+is unbiased for the *same* group ELBO (each likelihood term still sees a draw of the one group
+posterior, and the KL term is averaged over the ``K`` draws). Only the variance differs. The model
+must draw ``"u"`` the same way: :class:`~pyro_groups.models.GroupVAE` ``(content_samples=...)``;
+:func:`content_samples` switches a model and a guide together. A conditional instance encoder
+conditions ``v_k`` on the observation's own draw ``u_k``.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence
 
 import pyro
 import torch
@@ -26,7 +44,7 @@ from pyro_groups.guides.encoders import (
     InstanceEncoder,
     PerObservationGroupEncoder,
 )
-from pyro_groups.models.group_vae import group_plates
+from pyro_groups.models.group_vae import check_content_samples, content_weights, group_plates
 from pyro_groups.validation import ArgumentTypeError, check_choice, check_int
 
 PRESETS: dict[str, tuple[str, str]] = {
@@ -42,6 +60,10 @@ class GroupGuide(PyroModule):
 
     Sites ``"u"`` ``[G, 1, u_dim]`` in the ``"groups"`` plate and ``"v"`` ``[G, K, v_dim]`` in the
     nested ``"instances"`` plate; the guide carries the mask, so padded slots add no KL.
+
+    :param content_samples: ``"group"`` (default: one draw of ``u`` per group) or
+        ``"observation"`` (one draw per observation, ML-VAE's Algorithm 1; ``"u"`` is then
+        ``[G, K, u_dim]``, see the module docstring). An attribute: it may be changed later.
     """
 
     def __init__(
@@ -49,10 +71,13 @@ class GroupGuide(PyroModule):
         group_encoder: nn.Module,
         instance_encoder: InstanceEncoder,
         name: Optional[str] = None,
+        *,
+        content_samples: str = "group",
     ):
         super().__init__(unique_name("guide", name))
         self.group_encoder = group_encoder
         self.instance_encoder = instance_encoder
+        self.content_samples = check_content_samples(content_samples)
         to_pyro_module_(self)
 
     def group_posterior(self, x: torch.Tensor, mask: torch.Tensor):
@@ -74,9 +99,15 @@ class GroupGuide(PyroModule):
         check_group_inputs(x, mask, values=is_validation_enabled(), require_x=True)
         x = zero_padding(x, mask)
         groups, instances = group_plates(mask, num_groups, group_index)
+        per_observation = check_content_samples(self.content_samples) == "observation"
         with groups:
-            u = pyro.sample("u", self.group_posterior(x, mask))
+            qu = self.group_posterior(x, mask)
+            if not per_observation:
+                u = pyro.sample("u", qu)
             with instances, poutine.mask(mask=mask):
+                if per_observation:
+                    with poutine.scale(scale=content_weights(mask)):
+                        u = pyro.sample("u", qu.expand(mask.shape))
                 v = pyro.sample("v", self.instance_posterior(x, u))
         return u, v
 
@@ -104,18 +135,21 @@ def make_guide(
     hidden: Sequence[int] = (64, 64),
     body: Optional[Callable[[], nn.Module]] = None,
     name: Optional[str] = None,
+    content_samples: str = "group",
 ) -> GroupGuide:
     """Compose a guide: ``group`` in ``average | product | mixture | deepsets``, ``instance`` in
     ``conditional | unconditional``. ``body`` builds a per-observation feature network (called once
-    per encoder); ``x_dim`` is then its output size.
+    per encoder); ``x_dim`` is then its output size. ``content_samples`` is ``"group"`` (default)
+    or ``"observation"`` (ML-VAE's Algorithm 1; see :class:`GroupGuide`).
 
     :raises ArgumentError: for sizes that are not positive integers or an unknown ``group`` /
-        ``instance``. A guide whose ``x_dim`` does not match the data raises
+        ``instance`` / ``content_samples``. A guide whose ``x_dim`` does not match the data raises
         :class:`~pyro_groups.data.GroupDataError` at its first call, naming both sizes.
     """
     check_guide_sizes(x_dim=x_dim, u_dim=u_dim, v_dim=v_dim, hidden=hidden)
     check_choice(group, "group", GROUP_ENCODERS)
     check_choice(instance, "instance", ("conditional", "unconditional"))
+    check_content_samples(content_samples)
     if body is not None and not callable(body):
         raise ArgumentTypeError(f"body must be a factory (a callable), got {type(body).__name__}")
     make_body = body or (lambda: None)
@@ -126,7 +160,7 @@ def make_guide(
     ienc = InstanceEncoder(
         x_dim, v_dim, u_dim if instance == "conditional" else 0, hidden, body=make_body()
     )
-    return GroupGuide(genc, ienc, name=name)
+    return GroupGuide(genc, ienc, name=name, content_samples=content_samples)
 
 
 def preset_guide(preset: str, x_dim: int, u_dim: int, v_dim: int, **kwargs) -> GroupGuide:
@@ -134,3 +168,17 @@ def preset_guide(preset: str, x_dim: int, u_dim: int, v_dim: int, **kwargs) -> G
     check_choice(preset, "preset", PRESETS)
     group, instance = PRESETS[preset]
     return make_guide(x_dim, u_dim, v_dim, group=group, instance=instance, **kwargs)
+
+
+@contextmanager
+def content_samples(model: nn.Module, guide: nn.Module, mode: str) -> Iterator[None]:
+    """Within the block, ``model`` and ``guide`` draw the group code once per ``"group"`` or once
+    per ``"observation"`` (ML-VAE's Algorithm 1); both are restored on exit. The parameters are
+    untouched, so the two ELBO estimators can be compared on the same model."""
+    check_content_samples(mode)
+    before = (model.content_samples, guide.content_samples)
+    model.content_samples = guide.content_samples = mode
+    try:
+        yield
+    finally:
+        model.content_samples, guide.content_samples = before

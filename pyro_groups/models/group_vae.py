@@ -9,6 +9,12 @@ Generative story for a data set of :math:`N` groups, group :math:`i` with :math:
 
 so that
 :math:`p(\mathbf{x}_i) = \mathbb{E}_{p(u)} \prod_k \mathbb{E}_{p(v_k)} p(x_{ik} \mid u, v_k)`.
+
+``content_samples="observation"`` keeps this model and changes only how its ELBO is estimated
+(ML-VAE's Algorithm 1, with a guide built the same way; see
+:mod:`pyro_groups.guides.group_guide`): site ``"u"`` is drawn once per observation inside the
+``"instances"`` plate, each draw's prior term weighted by :math:`1 / K_i`, and observation ``k`` is
+decoded from its own draw :math:`u_k`.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from torch import nn
 
 from pyro_groups._naming import unique_name
 from pyro_groups.data.batch import GroupDataError, check_group_inputs, zero_padding
-from pyro_groups.validation import ArgumentError, ArgumentTypeError, check_int
+from pyro_groups.validation import ArgumentError, ArgumentTypeError, check_choice, check_int
 
 
 def group_plates(
@@ -53,6 +59,20 @@ def group_plates(
         raise ValueError("group_index needs num_groups, the size of the data set it indexes")
     groups = pyro.plate("groups", n, subsample=group_index.to(mask.device), dim=-2)
     return groups, pyro.plate("instances", k, dim=-1)
+
+
+CONTENT_SAMPLES: tuple[str, ...] = ("group", "observation")
+
+
+def check_content_samples(mode: str) -> str:
+    """``mode`` if it is one of :data:`CONTENT_SAMPLES`, else an ``ArgumentError``."""
+    return check_choice(mode, "content_samples", CONTENT_SAMPLES)
+
+
+def content_weights(mask: torch.Tensor) -> torch.Tensor:
+    """``1 / K_i`` ``[G, 1]``: the weight of each of a group's ``K_i`` per-observation draws of
+    ``u``, so that their prior (model) or entropy (guide) terms sum to one group's."""
+    return mask.sum(-1, keepdim=True).clamp_min(1).reciprocal().to(torch.get_default_dtype())
 
 
 def prepare_inputs(
@@ -140,6 +160,9 @@ class GroupVAE(PyroModule):
     :param u_dim: group code size (defaults to ``decoder.u_dim``).
     :param v_dim: instance code size (defaults to ``decoder.v_dim``).
     :param name: Pyro name; unique by default so that models can coexist in one process.
+    :param content_samples: ``"group"`` (default: ``"u"`` is ``[G, 1, u_dim]``) or
+        ``"observation"`` (``"u"`` is ``[G, K, u_dim]``, one draw per observation, for a guide
+        with the same setting; see the module docstring). An attribute: it may be changed later.
     """
 
     def __init__(
@@ -148,6 +171,8 @@ class GroupVAE(PyroModule):
         u_dim: Optional[int] = None,
         v_dim: Optional[int] = None,
         name: Optional[str] = None,
+        *,
+        content_samples: str = "group",
     ) -> None:
         super().__init__(unique_name("model", name))
         if not isinstance(decoder, nn.Module):
@@ -159,6 +184,7 @@ class GroupVAE(PyroModule):
         self.decoder = decoder
         self.u_dim = code_size(decoder, "u_dim", u_dim, model)
         self.v_dim = code_size(decoder, "v_dim", v_dim, model)
+        self.content_samples = check_content_samples(content_samples)
         to_pyro_module_(self)
 
     def prior(self, dim: int, like: torch.Tensor) -> dist.TorchDistribution:
@@ -179,10 +205,29 @@ class GroupVAE(PyroModule):
         :returns: the observations (``x`` itself when given).
         """
         x, groups, instances, ref = prepare_inputs(x, mask, num_groups, group_index)
+        per_observation = check_content_samples(self.content_samples) == "observation"
         with groups:
-            u = pyro.sample("u", self.prior(self.u_dim, ref))
+            if not per_observation:
+                u = pyro.sample("u", self.prior(self.u_dim, ref))
             with instances, poutine.mask(mask=mask):
+                if per_observation:
+                    with poutine.scale(scale=content_weights(mask).to(ref)):
+                        u = pyro.sample("u", self.prior(self.u_dim, ref))
+                _check_u_layout(u, mask, per_observation)
                 v = pyro.sample("v", self.prior(self.v_dim, ref))
                 px = self.decoder(u, v)
                 check_likelihood(px, x, mask)
                 return pyro.sample("x", px, obs=x)
+
+
+def _check_u_layout(u: torch.Tensor, mask: torch.Tensor, per_observation: bool) -> None:
+    """A guide that draws ``u`` per observation must meet a model that does (and vice versa):
+    otherwise Pyro would score the draws under the wrong plates without complaint."""
+    k = u.shape[-2]
+    if mask.shape[-1] > 1 and (k != 1) != per_observation:
+        mode = "observation" if per_observation else "group"
+        raise ArgumentError(
+            f"the model draws u once per {mode} (content_samples={mode!r}) but got u "
+            f"{list(u.shape)} for groups of {mask.shape[-1]} slots; build the model and the guide "
+            "with the same content_samples (pyro_groups.guides.content_samples switches both)"
+        )
