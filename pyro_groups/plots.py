@@ -168,6 +168,8 @@ def draw_k_shot(
     title: str = "k-shot classification from the codes (mean ± std over seeds)",
 ) -> Any:
     """The figure of :func:`k_shot_figure`, not saved."""
+    from matplotlib.ticker import MaxNLocator
+
     if len(rows) == 0:
         raise ArgumentError("rows is empty: nothing to draw")
     fig = new_figure(figsize=(10, 4.6), layout="constrained")
@@ -193,6 +195,7 @@ def draw_k_shot(
     axes[1].set_ylabel("conditional entropy bound (bits)")
     for ax in axes:
         ax.set_xlabel("k (test images accumulated)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4),
                fontsize="x-small")
