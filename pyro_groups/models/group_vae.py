@@ -223,6 +223,8 @@ class GroupVAE(PyroModule):
 def _check_u_layout(u: torch.Tensor, mask: torch.Tensor, per_observation: bool) -> None:
     """A guide that draws ``u`` per observation must meet a model that does (and vice versa):
     otherwise Pyro would score the draws under the wrong plates without complaint."""
+    if torch.jit.is_tracing():
+        return
     k = u.shape[-2]
     if mask.shape[-1] > 1 and (k != 1) != per_observation:
         mode = "observation" if per_observation else "group"
