@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ import torch
 from pyro_groups.adversary import PenalizedLoss
 from pyro_groups.data import GroupBatch, Sprites, exam_scores, group_by_factors
 from pyro_groups.experiments import disentanglement as dis
-from pyro_groups.experiments.environment import environment
+from pyro_groups.experiments.environment import environment, smoke_requested
 from pyro_groups.experiments.exam_scores import Config, build
 from pyro_groups.training import resolve_device, train_step
 from pyro_groups.training.compile import compile_networks
@@ -154,7 +153,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--smoke-test", action="store_true",
                         help="seconds-long run (also when CI or PYRO_GROUPS_SMOKE is set)")
     args = parser.parse_args(argv)
-    smoke = args.smoke_test or any(os.environ.get(k) for k in ("CI", "PYRO_GROUPS_SMOKE"))
+    smoke = smoke_requested(args.smoke_test)
     options: dict[str, Any] = {"backend": args.backend, "mode": args.mode}
     if smoke:
         args.groups, args.steps, args.repeats, args.warmup = [8], 1, 2, 1

@@ -48,7 +48,7 @@ from handwritten_ugvae import ugvae_step_ratio  # noqa: E402
 
 from pyro_groups.adversary import PenalizedLoss  # noqa: E402
 from pyro_groups.data import GroupBatch, exam_scores  # noqa: E402
-from pyro_groups.experiments.environment import environment  # noqa: E402
+from pyro_groups.experiments.environment import environment, smoke_requested  # noqa: E402
 from pyro_groups.experiments.exam_scores import Config, build  # noqa: E402
 from pyro_groups.training import resolve_device, train_step  # noqa: E402
 from pyro_groups.training.step import unique_params  # noqa: E402
@@ -185,7 +185,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         parser.error(f"--out {out} exists and is not a folder")
-    smoke = args.smoke_test or bool(os.environ.get("CI") or os.environ.get("PYRO_GROUPS_SMOKE"))
+    smoke = smoke_requested(args.smoke_test)
     if smoke:
         args.groups, args.data_size, args.warmup, args.steps, args.repeats = [8], 512, 1, 2, 2
     if "handwritten" not in args.variants:

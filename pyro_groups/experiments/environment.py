@@ -46,6 +46,16 @@ def worker_threads(workers: int, cpus: Optional[int] = None) -> int:
     return max(1, cpus // max(1, workers))
 
 
+def smoke_requested(flag: bool = False) -> bool:
+    """Whether a benchmark or notebook runs its seconds-long smoke version: ``flag``
+    (``--smoke-test``) or ``CI`` / ``PYRO_GROUPS_SMOKE`` set to anything but empty, ``0`` or
+    ``false``, unless ``PYRO_GROUPS_FULL`` asks for the full run."""
+    def on(key: str) -> bool:
+        return os.environ.get(key, "").strip().lower() not in ("", "0", "false")
+
+    return flag or (not on("PYRO_GROUPS_FULL") and (on("CI") or on("PYRO_GROUPS_SMOKE")))
+
+
 def environment(device: str | torch.device = "cpu") -> dict[str, object]:
     return {
         "torch": torch.__version__,
