@@ -1,8 +1,4 @@
 """The hand-written UG-VAE step (speed baseline) computes the library's loss on the same draws."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from pyro import poutine
@@ -11,18 +7,10 @@ from pyro.infer import TraceEnum_ELBO
 from pyro_groups.guides import UGVAEGuide
 from pyro_groups.models import UGVAE, MLPDecoder
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from benchmark_scripts import load_benchmark
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-hand = _load("handwritten_ugvae")
+hand = load_benchmark("handwritten_ugvae")
 X, U, V, C, H = 6, 3, 2, 4, (16,)
 
 

@@ -1,5 +1,4 @@
 """The speed benchmark's hand-written ELBO is the library's objective, and the script runs."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,19 +14,12 @@ from pyro.infer import Trace_ELBO
 from pyro_groups import ExamScoresDecoder, GroupVAE, exam_scores
 from pyro_groups.guides import preset_guide
 
+from benchmark_scripts import BENCHMARKS as BENCH, load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks"
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-hand = _load("handwritten_cxvae")
+hand = load_benchmark("handwritten_cxvae")
 
 
 @pytest.fixture

@@ -1,23 +1,13 @@
 """The UG-VAE benchmark runs in smoke mode, writes DESIGN.md's JSON with Table 1's rows, the
 findings and the figures."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _main():
-    spec = importlib.util.spec_from_file_location("ugvae_bench", ROOT / "benchmarks" / "ugvae.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ugvae_bench"] = module
-    spec.loader.exec_module(module)
-    return module.main
+from benchmark_scripts import load_benchmark
 
 
 def test_smoke_run_writes_json_and_figures(tmp_path):
-    assert _main()(["--smoke-test", "--out", str(tmp_path), "--no-progress"]) == 0
+    args = ["--smoke-test", "--out", str(tmp_path), "--no-progress"]
+    assert load_benchmark("ugvae").main(args) == 0
     result = json.loads((tmp_path / "results.json").read_text())
     assert result["benchmark"] == "ugvae"
     assert set(result["environment"]) == {"torch", "pyro", "device", "threads"}

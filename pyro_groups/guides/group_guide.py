@@ -32,19 +32,21 @@ from typing import Callable, Iterator, Optional, Sequence
 import pyro
 import torch
 from pyro import poutine
-from pyro.infer.util import is_validation_enabled
 from pyro.nn import PyroModule
 from pyro.nn.module import to_pyro_module_
 from torch import nn
 
 from pyro_groups._naming import unique_name
-from pyro_groups.data.batch import check_group_inputs, zero_padding
 from pyro_groups.guides.encoders import (
     DeepSetsGroupEncoder,
     InstanceEncoder,
     PerObservationGroupEncoder,
 )
-from pyro_groups.models.group_vae import check_content_samples, content_weights, group_plates
+from pyro_groups.models.group_vae import (
+    check_content_samples,
+    content_weights,
+    guide_inputs,
+)
 from pyro_groups.validation import ArgumentTypeError, check_choice, check_int
 
 PRESETS: dict[str, tuple[str, str]] = {
@@ -96,9 +98,7 @@ class GroupGuide(PyroModule):
         num_groups: Optional[int] = None,
         group_index: Optional[torch.Tensor] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        check_group_inputs(x, mask, values=is_validation_enabled(), require_x=True)
-        x = zero_padding(x, mask)
-        groups, instances = group_plates(mask, num_groups, group_index)
+        x, groups, instances = guide_inputs(x, mask, num_groups, group_index)
         per_observation = check_content_samples(self.content_samples) == "observation"
         with groups:
             qu = self.group_posterior(x, mask)

@@ -14,16 +14,14 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.infer.util import is_validation_enabled
 from pyro.nn import PyroModule
 from pyro.nn.module import to_pyro_module_
 from torch import nn
 
 from pyro_groups._naming import unique_name
-from pyro_groups.data.batch import check_group_inputs, zero_padding
 from pyro_groups.guides.encoders import InstanceEncoder
 from pyro_groups.guides.group_guide import check_guide_sizes
-from pyro_groups.models.group_vae import group_plates
+from pyro_groups.models.group_vae import guide_inputs
 
 
 class IIDGuide(PyroModule):
@@ -82,8 +80,6 @@ class IIDGuide(PyroModule):
         num_groups: Optional[int] = None,
         group_index: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        check_group_inputs(x, mask, values=is_validation_enabled(), require_x=True)
-        x = zero_padding(x, mask)
-        groups, instances = group_plates(mask, num_groups, group_index)
+        x, groups, instances = guide_inputs(x, mask, num_groups, group_index)
         with groups, instances, poutine.mask(mask=mask):
             return pyro.sample("z", self.posterior(x))

@@ -32,17 +32,16 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.infer.util import is_validation_enabled
 from pyro.nn import PyroModule
 from pyro.nn.module import to_pyro_module_
 from torch import nn
 from torch.nn.functional import softplus
 
 from pyro_groups._naming import unique_name
-from pyro_groups.data.batch import GroupDataError, check_group_inputs, zero_padding
+from pyro_groups.data.batch import GroupDataError, zero_padding
 from pyro_groups.data.dataset import GroupedData
 from pyro_groups.guides.encoders import MIN_SCALE
-from pyro_groups.models.group_vae import group_plates
+from pyro_groups.models.group_vae import guide_inputs
 from pyro_groups.validation import ArgumentTypeError, check_float, check_int
 
 __all__ = ["NonAmortisedGuide"]
@@ -153,9 +152,7 @@ class NonAmortisedGuide(PyroModule):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample ``"u"`` and ``"v"`` for the batch's groups (found by their observations; a
         given ``group_index`` only subsamples the plate, as in the model)."""
-        check_group_inputs(x, mask, values=is_validation_enabled(), require_x=True)
-        x = zero_padding(x, mask)
-        groups, instances = group_plates(mask, num_groups, group_index)
+        x, groups, instances = guide_inputs(x, mask, num_groups, group_index)
         with groups:
             u = pyro.sample("u", self.group_posterior(x, mask))
             with instances, poutine.mask(mask=mask):

@@ -29,13 +29,11 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.infer.util import is_validation_enabled
 from torch import nn
 
-from pyro_groups.data.batch import check_group_inputs, zero_padding
 from pyro_groups.guides.encoders import InstanceEncoder, features, normal_params
 from pyro_groups.guides.group_guide import GroupGuide, check_guide_sizes, make_guide
-from pyro_groups.models.group_vae import group_plates
+from pyro_groups.models.group_vae import guide_inputs
 from pyro_groups.nn import MLP
 from pyro_groups.validation import check_choice
 
@@ -101,9 +99,7 @@ class PairedGuide(GroupGuide):
         num_groups: Optional[int] = None,
         group_index: Optional[torch.Tensor] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        check_group_inputs(x, mask, values=is_validation_enabled(), require_x=True)
-        x = zero_padding(x, mask)
-        groups, instances = group_plates(mask, num_groups, group_index)
+        x, groups, instances = guide_inputs(x, mask, num_groups, group_index)
         with groups, instances, poutine.mask(mask=mask):
             u = pyro.sample("u", self.group_posterior(x, mask))
             v = pyro.sample("v", self.instance_posterior(x, u))

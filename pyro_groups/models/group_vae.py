@@ -92,6 +92,20 @@ def prepare_inputs(
     return x, groups, instances, ref
 
 
+def guide_inputs(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    num_groups: Optional[int],
+    group_index: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, pyro.plate, pyro.plate]:
+    """What every guide's ``forward`` does first: check the inputs (``x`` is required; values
+    only under Pyro's validation), zero the padded slots and build the same plates as the model.
+    Returns ``(x, groups, instances)``."""
+    check_group_inputs(x, mask, values=is_validation_enabled(), require_x=True)
+    groups, instances = group_plates(mask, num_groups, group_index)
+    return zero_padding(x, mask), groups, instances
+
+
 def check_likelihood(
     likelihood: dist.TorchDistribution, x: Optional[torch.Tensor], mask: torch.Tensor
 ) -> None:
