@@ -15,10 +15,15 @@ optimisation steps of
   B = 128 digit-sized observations, against :mod:`handwritten_ugvae` (``--no-ugvae`` to skip).
 
 Pyro's validation is on for every library variant (``--no-validation`` to switch it off), as
-``fit`` runs by default. Each repeat runs every variant in turn (rotating the order), so that a
-machine's changing load hits all of them alike; we report the median seconds per step over repeats
-and the median over repeats of the paired time ratio ``variant / handwritten`` (1.0 = no
-overhead). Every result row names ``row``, ``penalised``, ``groups`` and ``ratio``.
+``fit`` runs by default. The library steps are set up by
+:func:`pyro_groups.training.device.step_setup`, as ``fit`` sets them up: on a GPU (``--device
+cuda``) that means a fused Adam (the hand-written step's too), the deferred NaN guard for the
+ELBO-only variants (no host synchronisation in the step) and Pyro's validation off during the
+step (the rows then say ``"validation": false``). Each repeat runs every variant in turn
+(rotating the order), so that a machine's changing load hits all of them alike; we report the
+median seconds per step over repeats and the median over repeats of the paired time ratio
+``variant / handwritten`` (1.0 = no overhead). Every result row names ``row``, ``penalised``,
+``groups`` and ``ratio``.
 
 Usage::
 
@@ -51,6 +56,7 @@ from pyro_groups.data import GroupBatch, exam_scores  # noqa: E402
 from pyro_groups.experiments.environment import environment, smoke_requested  # noqa: E402
 from pyro_groups.experiments.exam_scores import Config, build  # noqa: E402
 from pyro_groups.training import resolve_device, train_step  # noqa: E402
+from pyro_groups.training.device import step_setup  # noqa: E402
 from pyro_groups.training.step import unique_params  # noqa: E402
 
 VARIANTS: dict[str, tuple[str, bool]] = {  # variant -> (Exam-Scores row, penalised)
@@ -74,7 +80,8 @@ def make_step(variant: str, num_groups: int, lr: float, device: torch.device) ->
         m.to(device)
     if variant == "handwritten":
         hw = HandwrittenCxVAE.from_guide(guide).to(device)
-        opt = torch.optim.Adam(hw.parameters(), lr=lr)
+        opt = torch.optim.Adam(hw.parameters(), lr=lr,
+                               fused=True if device.type == "cuda" else None)
 
         def step(b: GroupBatch) -> None:
             loss = hw.loss(b.x, b.mask, num_groups)
@@ -86,10 +93,11 @@ def make_step(variant: str, num_groups: int, lr: float, device: torch.device) ->
     elbo = JitTrace_ELBO(ignore_jit_warnings=True) if variant == "elbo_jit" else Trace_ELBO()
     loss = PenalizedLoss(elbo, penalties) if penalties else elbo
     params = unique_params([model, guide])
-    opt = torch.optim.Adam(params, lr=lr)
+    setup = step_setup(device, params, lr=lr, penalised=bool(penalties))
 
     def step(b: GroupBatch) -> None:
-        train_step(loss, model, guide, opt, params, b, num_groups=num_groups)
+        train_step(loss, model, guide, setup.optimizer, params, b, num_groups=num_groups,
+                   guard=setup.guard, validate=setup.validate)
 
     return step
 
@@ -137,7 +145,7 @@ def bench_groups(groups: int, *, variants: Sequence[str], data_size: int, warmup
         rows.append({
             "variant": v, "row": row, "penalised": penalised, "groups": groups,
             "padded_group_size": max(int(b.mask.shape[1]) for b in batches),
-            "validation": validation, "steps_per_repeat": n_steps[v],
+            "validation": validation and device.type != "cuda", "steps_per_repeat": n_steps[v],
             "seconds_per_step": statistics.median(times[v]), "seconds_per_step_repeats": times[v],
             "ratio": ratio,
         })
