@@ -26,6 +26,7 @@ def _exam_scores(args: argparse.Namespace) -> int:
             "seeds": args.seeds,
             "device": args.device,
             "workers": args.workers,
+            "replicas": args.replicas,
             "last": args.last,
             "rows": tuple(args.rows) if args.rows else None,
         }.items()
@@ -45,7 +46,8 @@ def _exam_scores(args: argparse.Namespace) -> int:
             f"Exam-Scores: {cfg.groups} groups ({cfg.holdout} held out), {cfg.epochs} epochs, "
             f"{cfg.seeds} seed(s), rows {', '.join(cfg.rows)}, device {cfg.device}, "
             + (f"{os.environ.get('WORLD_SIZE', 1)} data-parallel process(es)" if args.distributed
-               else f"{cfg.workers} worker(s)")
+               else f"{cfg.workers} worker(s), at most {cfg.replicas} replicate(s) per "
+               "computation")
         )
     if args.distributed:
         from pyro_groups.experiments.exam_scores_distributed import run_distributed
@@ -118,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--device", type=_device, help="cpu (default), cuda or cuda:N")
     ex.add_argument("--workers", type=_at_least(1),
                     help="parallel training processes (default: one per available core)")
+    ex.add_argument("--replicas", type=_at_least(1),
+                    help="runs trained together as one replicated computation (default 7; 1: "
+                    "one fit per run)")
     ex.add_argument("--out", type=_folder, default="results/exam_scores", help="output folder")
     ex.add_argument("--paper", action="store_true", help="the paper's setting (64 epochs, 7 seeds)")
     ex.add_argument("--smoke-test", action="store_true", help="a seconds-long run (CI)")

@@ -153,6 +153,34 @@ def _scores_on_grid(
     )
 
 
+def _take(v: Tensor, group: Tensor, slot: Tensor) -> Tensor:
+    """``v[..., group, slot, :]`` per leading index: codes ``[*R, G, K, d]`` at the index grids
+    ``[*R, G, K]`` (plain ``v[group, slot]`` without leading dimensions)."""
+    if v.dim() == 3:
+        return v[group, slot]
+    lead = v.shape[:-3]
+    flat = v.reshape(-1, *v.shape[-3:])
+    rep = torch.arange(flat.shape[0], device=v.device)[:, None, None]
+    out = flat[rep, group.reshape(-1, *group.shape[-2:]), slot.reshape(-1, *slot.shape[-2:])]
+    return out.reshape(*lead, *out.shape[1:])
+
+
+def _own_group(mask: Tensor) -> Tensor:
+    G = mask.shape[-2]
+    return torch.arange(G, device=mask.device)[:, None].expand_as(mask)
+
+
+def _on_grid(joint: Tensor, marginal: Tensor, idx: PairIndices) -> CriticScores:
+    """Scores computed on the whole grid (stacked replicates), zero outside the anchors."""
+    zero = torch.zeros_like(joint)
+    return CriticScores(
+        joint=torch.where(idx.mask, joint, zero),
+        marginal=torch.where(idx.mask, marginal, zero),
+        mask=idx.mask,
+        num_excluded_groups=idx.num_excluded_groups,
+    )
+
+
 class PairCritic(nn.Module):
     r"""One-observation critic :math:`T(x, v)` (Németh 2020; CxVAE paper, Sec. 2.3, eq. 2).
 
@@ -187,7 +215,13 @@ class PairCritic(nn.Module):
         return self(x[:, None, :], v[None, :, :])
 
     def group_scores(
-        self, x: Tensor, mask: Tensor, v: Tensor, generator: Optional[torch.Generator] = None
+        self,
+        x: Tensor,
+        mask: Tensor,
+        v: Tensor,
+        generator: Optional[torch.Generator] = None,
+        *,
+        pairs: Optional[PairIndices] = None,
     ) -> CriticScores:
         r"""Scores on a padded batch: joint :math:`T(x_{ik}, v_{il})`, marginal
         :math:`T(x_{ik}, v_{jl})`, pairs drawn by :func:`sample_pairs`.
@@ -196,9 +230,17 @@ class PairCritic(nn.Module):
         :param mask: ``[G, K]`` bool.
         :param v: ``[G, K, v_dim]`` instance codes (detach them for the critic step).
         :param generator: seeded generator for :func:`sample_pairs`.
+        :param pairs: pairs drawn beforehand (then ``generator`` is unused); with them, ``x``,
+            ``mask``, ``v`` and the pairs may carry leading replicate dimensions ``[*R, G, K]``
+            (a critic of :func:`~pyro_groups.nn_replicated.stack_modules`), and the critic then
+            scores the whole grid (the replicates' anchors differ in number).
         :return: :class:`CriticScores`; entries outside ``mask`` are zero.
         """
-        idx = sample_pairs(mask, generator)
+        idx = pairs if pairs is not None else sample_pairs(mask, generator)
+        if mask.dim() > 2:
+            x, v = zero_padding(x, mask), zero_padding(v, mask)
+            joint = self(x, _take(v, _own_group(mask), idx.joint_slot))
+            return _on_grid(joint, self(x, _take(v, idx.marginal_group, idx.marginal_slot)), idx)
         g, k = idx.mask.nonzero(as_tuple=True)
         xa = x[g, k]
         joint = self(xa, v[g, idx.joint_slot[g, k]])
@@ -247,14 +289,14 @@ class SetCritic(nn.Module):
         r"""Leave-one-out pooled features :math:`\frac{1}{K_i}\sum_{l \ne k} T^\alpha(x_{il})`.
 
         :param x: ``[G, K, x_dim]``; padded slots may hold anything.
-        :param mask: ``[G, K]`` bool.
+        :param mask: ``[G, K]`` bool (leading replicate dimensions are kept).
         :return: ``[G, K, feature_dim]``, zero at padded slots.
         """
         m = mask[..., None]
         h = self.t_alpha(zero_padding(x, mask))
         h = torch.where(m, h, torch.zeros_like(h))
-        loo = h.sum(1, keepdim=True) - h
-        counts = mask.sum(1).to(h.dtype)[:, None, None]
+        loo = h.sum(-2, keepdim=True) - h
+        counts = mask.sum(-1).to(h.dtype)[..., None, None]
         denom = counts if self.normalise == "K" else counts - 1
         return torch.where(m, loo / denom.clamp(min=1), torch.zeros_like(loo))
 
@@ -263,7 +305,13 @@ class SetCritic(nn.Module):
         return self.t_beta(torch.cat([v, pooled], dim=-1)).squeeze(-1)
 
     def forward(
-        self, x: Tensor, mask: Tensor, v: Tensor, generator: Optional[torch.Generator] = None
+        self,
+        x: Tensor,
+        mask: Tensor,
+        v: Tensor,
+        generator: Optional[torch.Generator] = None,
+        *,
+        pairs: Optional[PairIndices] = None,
     ) -> CriticScores:
         r"""Joint :math:`T(\mathbf{x}_{i,-k}, v_{ik})` and marginal
         :math:`T(\mathbf{x}_{i,-k}, v_{jl})` scores.
@@ -275,9 +323,15 @@ class SetCritic(nn.Module):
         :param mask: ``[G, K]`` bool.
         :param v: ``[G, K, v_dim]`` instance codes (detach them for the critic step).
         :param generator: seeded generator for the marginal draw.
+        :param pairs: pairs drawn beforehand, as for :meth:`PairCritic.group_scores` (leading
+            replicate dimensions allowed).
         :return: :class:`CriticScores`; entries outside ``mask`` are zero.
         """
-        idx = sample_pairs(mask, generator)
+        idx = pairs if pairs is not None else sample_pairs(mask, generator)
+        if mask.dim() > 2:
+            pooled, v = self.pooled(x, mask), zero_padding(v, mask)
+            marginal = self.score(_take(v, idx.marginal_group, idx.marginal_slot), pooled)
+            return _on_grid(self.score(v, pooled), marginal, idx)
         g, k = idx.mask.nonzero(as_tuple=True)
         h = self.t_alpha(x[g, k])
         total = h.new_zeros(mask.shape[0], h.shape[-1]).index_add(0, g, h)

@@ -20,6 +20,10 @@ def check_group_inputs(
 ) -> None:
     """Check a padded batch ``x`` ``[G, K, *event]`` with boolean ``mask`` ``[G, K]``.
 
+    Stacked batches with leading dimensions, ``x`` ``[*R, G, K, *event]`` with ``mask``
+    ``[*R, G, K]`` (independent replicates, :mod:`pyro_groups.training.replicated`), pass too:
+    ``mask`` tells the batch dimensions from the event dimensions.
+
     Shape and dtype checks are always made. With ``values=True`` the checks that read the data
     (every group non-empty, observed entries finite) are made too; these synchronise a GPU.
     Models accept ``x=None`` (they then sample it); guides pass ``require_x=True``.
@@ -40,12 +44,17 @@ def check_group_inputs(
         raise GroupDataError(
             f"mask must be a bool tensor [G, K], got {getattr(mask, 'dtype', type(mask))}"
         )
-    if mask.dim() != 2:
+    if mask.dim() < 2:
         raise GroupDataError(f"mask must have shape [G, K], got {tuple(mask.shape)}")
-    if mask.shape[0] == 0 or mask.shape[1] == 0:
+    if mask.numel() == 0:
         raise GroupDataError(f"empty batch: mask has shape {tuple(mask.shape)}")
     if x is not None:
-        if x.dim() < 2 or x.shape[:2] != mask.shape:
+        if x.dim() < mask.dim() or x.shape[: mask.dim()] != mask.shape:
+            if mask.dim() > 2:
+                raise GroupDataError(
+                    f"mask must have shape [G, K] (or [R, G, K] for stacked replicates, with x "
+                    f"[R, G, K, *event]); got mask {tuple(mask.shape)} and x {tuple(x.shape)}"
+                )
             raise GroupDataError(
                 f"x must have shape [G, K, *event] matching mask [G, K] = {tuple(mask.shape)}, "
                 f"got x {tuple(x.shape)}"
@@ -57,7 +66,8 @@ def check_group_inputs(
     if values:
         empty = ~mask.any(-1)
         if bool(empty.any()):
-            idx = empty.nonzero().flatten()[:5].tolist()
+            where = empty.nonzero()[:5].tolist()
+            idx = [w[0] if len(w) == 1 else tuple(w) for w in where]
             raise GroupDataError(
                 f"{int(empty.sum())} empty group(s) (no valid observation), e.g. {idx}"
             )
@@ -75,7 +85,7 @@ def zero_padding(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     Models and guides call this first, so that whatever a caller left in padded slots (NaN, values
     outside a likelihood's support) can neither reach an encoder nor a gradient.
     """
-    return x.masked_fill(~mask.view(*mask.shape, *([1] * (x.dim() - 2))), 0)
+    return x.masked_fill(~mask.view(*mask.shape, *([1] * (x.dim() - mask.dim()))), 0)
 
 
 @dataclass

@@ -6,11 +6,18 @@ known decoder, over several seeds; every epoch the four hold-out errors are reco
 number is the mean over the last epochs (the paper: epochs 44-64 of 64), then mean / std over
 seeds. The paper's numbers, its claims checked on ours and the tables are in
 :mod:`~pyro_groups.experiments.exam_scores_report`.
+
+Runs of rows with the same guide architecture (group encoder x instance encoder), over all
+seeds, are trained together as replicates of one computation
+(:func:`~pyro_groups.training.replicated.fit_replicated`), at most ``Config.replicas`` per job;
+each replicate gives the numbers of its solo run (``Config.replicas = 1``: one ``fit`` per run).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -30,6 +37,8 @@ from pyro_groups.models.decoders import ExamScoresDecoder
 from pyro_groups.models.group_vae import GroupVAE
 from pyro_groups.adversary.mi_penalty import nemeth_penalty, set_penalty
 from pyro_groups.training.fit import fit
+from pyro_groups.training.replicated import fit_replicated
+from pyro_groups.validation import check_int
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ class Config:
     rows: tuple[str, ...] = tuple(ROWS)
     device: str = "cpu"
     workers: int = field(default_factory=available_cpus)  # one process per core
+    replicas: int = 7
     data_seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -111,7 +121,7 @@ def paper_config() -> Config:
 def smoke_config() -> Config:
     """A seconds-long run for CI."""
     return Config(
-        groups=640, holdout=128, epochs=2, seeds=1, last=1, workers=1, batch_size=128,
+        groups=640, holdout=128, epochs=2, seeds=1, last=1, workers=1, batch_size=128, replicas=3,
         extra={"probe": {"steps": 20, "draws": 2}},
     )
 
@@ -152,22 +162,13 @@ def _translation_panel(model, guide, holdout, name: str) -> dict[str, Any]:
     }
 
 
-def run_one(name: str, seed: int, cfg: Config) -> dict[str, Any]:
-    r"""Train row ``name`` with ``seed``; return its per-epoch errors, the held-out
-    :func:`~pyro_groups.evaluation.mi_probe.mi_probe` of its final instance codes (``v_leak``,
-    nats of :math:`I(\mathbf{x}_{-k}; v_k)`) and a translation panel."""
-    pyro.clear_param_store()
+def _data(cfg: Config) -> tuple[Any, Any]:
     data = exam_scores(cfg.groups, seed=cfg.data_seed, noise=cfg.noise)
     train, holdout = data.split(cfg.holdout, seed=cfg.data_seed)
-    holdout = holdout.to(cfg.device)
-    pyro.set_rng_seed(seed)
-    model, guide, penalties = build(name, cfg)
-    history = fit(
-        model, guide, train,
-        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, penalties=penalties,
-        seed=seed, device=cfg.device, progress=False,
-        callback=lambda epoch, m, g: exam_scores_errors(m, g, holdout, seed=seed),
-    )
+    return train, holdout.to(cfg.device)
+
+
+def _record(name: str, seed: int, history: Any, model, guide, holdout, cfg: Config) -> dict:
     return {
         "model": name,
         "seed": seed,
@@ -177,8 +178,75 @@ def run_one(name: str, seed: int, cfg: Config) -> dict[str, Any]:
     }
 
 
-def _run_job(args: tuple[str, int, Config]) -> dict[str, Any]:
-    return run_one(*args)
+def run_one(name: str, seed: int, cfg: Config) -> dict[str, Any]:
+    r"""Train row ``name`` with ``seed``; return its per-epoch errors, the held-out
+    :func:`~pyro_groups.evaluation.mi_probe.mi_probe` of its final instance codes (``v_leak``,
+    nats of :math:`I(\mathbf{x}_{-k}; v_k)`) and a translation panel."""
+    pyro.clear_param_store()
+    train, holdout = _data(cfg)
+    pyro.set_rng_seed(seed)
+    model, guide, penalties = build(name, cfg)
+    history = fit(
+        model, guide, train,
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, penalties=penalties,
+        seed=seed, device=cfg.device, progress=False,
+        callback=lambda epoch, m, g: exam_scores_errors(m, g, holdout, seed=seed),
+    )
+    return _record(name, seed, history, model, guide, holdout, cfg)
+
+
+def run_replicated(runs: list[tuple[str, int]], cfg: Config) -> list[dict[str, Any]]:
+    """Train the ``(row, seed)`` runs as replicates of one computation (rows of one guide
+    architecture); each run's record is that of :func:`run_one`, up to float rounding."""
+    pyro.clear_param_store()
+    train, holdout = _data(cfg)
+    replicas = []
+    for name, seed in runs:
+        pyro.set_rng_seed(seed)
+        replicas.append(build(name, cfg))
+    callbacks = [
+        lambda epoch, m, g, seed=seed: exam_scores_errors(m, g, holdout, seed=seed)
+        for _, seed in runs
+    ]
+    histories = fit_replicated(
+        replicas, train, seeds=[seed for _, seed in runs], epochs=cfg.epochs,
+        batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device, progress=False,
+        callback=callbacks,
+    )
+    return [
+        _record(name, seed, h, rep[0], rep[1], holdout, cfg)
+        for (name, seed), h, rep in zip(runs, histories, replicas)
+    ]
+
+
+def plan_jobs(cfg: Config) -> list[list[tuple[str, int]]]:
+    """The ``(row, seed)`` runs in jobs of at most ``cfg.replicas`` replicates: the runs of rows
+    sharing a guide architecture are split into near-equal jobs; the costliest jobs (penalised
+    rows cost about twice an unpenalised one) come first."""
+    families: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for seed in range(cfg.seeds):
+        for name in cfg.rows:
+            families.setdefault((ROWS[name].group, ROWS[name].instance), []).append((name, seed))
+    jobs = []
+    for runs in families.values():
+        parts = math.ceil(len(runs) / max(1, cfg.replicas))
+        jobs += [runs[i::parts] for i in range(parts)]
+
+    def cost(job: list[tuple[str, int]]) -> float:
+        return sum(2.0 if ROWS[name].penalty else 1.0 for name, _ in job)
+
+    return sorted(jobs, key=cost, reverse=True)
+
+
+def _run_job(args: tuple[list[tuple[str, int]], Config]) -> dict[str, Any]:
+    runs, cfg = args
+    wall, cpu = time.perf_counter(), time.process_time()
+    if cfg.replicas > 1:
+        records = run_replicated(runs, cfg)
+    else:
+        records = [run_one(name, seed, cfg) for name, seed in runs]
+    return {"runs": records, "wall_seconds": time.perf_counter() - wall,
+            "cpu_seconds": time.process_time() - cpu}
 
 
 def summarize_runs(runs: list[dict[str, Any]], cfg: Config) -> list[dict[str, Any]]:
@@ -212,11 +280,16 @@ def check_rows(cfg: Config) -> None:
 
 
 def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[str, Any]:
-    """Run every (row, seed) job, write ``results.json`` and the figures into ``out``."""
+    """Run every (row, seed) run in the jobs of :func:`plan_jobs`, write ``results.json`` (with
+    the run's wall time and the jobs' CPU seconds) and the figures into ``out``."""
     check_rows(cfg)
-    jobs = [(name, seed, cfg) for seed in range(cfg.seeds) for name in cfg.rows]
-    runs = run_jobs(_run_job, jobs, workers=cfg.workers, progress=progress, desc="exam-scores")
-    return write_results(runs, cfg, out)
+    check_int(cfg.replicas, "replicas", min=1)
+    wall = time.perf_counter()
+    jobs = [(job, cfg) for job in plan_jobs(cfg)]
+    done = run_jobs(_run_job, jobs, workers=cfg.workers, progress=progress, desc="exam-scores")
+    runs = [r for job in done for r in job["runs"]]
+    return write_results(runs, cfg, out, wall_seconds=time.perf_counter() - wall,
+                         cpu_seconds=sum(job["cpu_seconds"] for job in done))
 
 
 def write_results(

@@ -24,24 +24,28 @@ MIN_SCALE = 1e-4
 
 
 def features(
-    x: torch.Tensor, body: Optional[nn.Module], expected: Optional[int] = None
+    x: torch.Tensor,
+    body: Optional[nn.Module],
+    expected: Optional[int] = None,
+    batch_dims: int = 2,
 ) -> torch.Tensor:
-    """Per-observation features ``[G, K, F]`` of ``x`` ``[G, K, *event]``.
+    """Per-observation features ``[G, K, F]`` of ``x`` ``[G, K, *event]`` (``[*R, G, K, F]`` of a
+    stacked ``x`` ``[*R, G, K, *event]`` with ``batch_dims = len(R) + 2``).
 
     :param expected: the encoder's input size ``x_dim``; a mismatch raises
         :class:`~pyro_groups.data.GroupDataError` naming both sizes (instead of a matrix-shape
         error from inside torch).
     """
     if body is None:
-        h = x.flatten(2)
+        h = x.flatten(batch_dims)
         if expected is not None and h.shape[-1] != expected:
             raise GroupDataError(
                 f"the guide was built for x_dim={expected} features per observation, but x "
-                f"{list(x.shape)} has {h.shape[-1]} (its event {list(x.shape[2:])} flattened); "
-                f"build it with x_dim={h.shape[-1]}"
+                f"{list(x.shape)} has {h.shape[-1]} (its event {list(x.shape[batch_dims:])} "
+                f"flattened); build it with x_dim={h.shape[-1]}"
             )
         return h
-    h = body(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+    h = body(x.flatten(0, batch_dims - 1)).unflatten(0, x.shape[:batch_dims])
     if expected is not None and h.shape[-1] != expected:
         raise GroupDataError(
             f"the guide was built for x_dim={expected}, but its body {type(body).__name__} "
@@ -81,12 +85,14 @@ class PerObservationGroupEncoder(nn.Module):
         self.body = body
         self.net = MLP(x_dim, hidden, 2 * u_dim)
 
-    def observation_posteriors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def observation_posteriors(
+        self, x: torch.Tensor, batch_dims: int = 2
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-observation ``(loc, scale)`` ``[G, K, u_dim]``."""
-        return normal_params(self.net(features(x, self.body, self.net.in_dim)))
+        return normal_params(self.net(features(x, self.body, self.net.in_dim, batch_dims)))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dist.TorchDistribution:
-        loc, scale = self.observation_posteriors(x)
+        loc, scale = self.observation_posteriors(x, mask.dim())
         if self.aggregator == "mixture":
             return UniformMixtureOfNormals(
                 loc.unsqueeze(-3), scale.unsqueeze(-3), mask.unsqueeze(-2)
@@ -121,7 +127,7 @@ class DeepSetsGroupEncoder(nn.Module):
         self.net = DeepSets(MLP(x_dim, hidden, set_dim), MLP(set_dim, hidden, 2 * u_dim), pooling)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dist.TorchDistribution:
-        h = features(x, self.body, self.x_dim)
+        h = features(x, self.body, self.x_dim, mask.dim())
         loc, scale = normal_params(self.net(h, mask))
         return dist.Normal(loc.unsqueeze(-2), scale.unsqueeze(-2)).to_event(1)
 
@@ -152,8 +158,12 @@ class InstanceEncoder(nn.Module):
     def conditional(self) -> bool:
         return self.u_dim > 0
 
-    def forward(self, x: torch.Tensor, u: Optional[torch.Tensor] = None) -> dist.TorchDistribution:
-        h = features(x, self.body, self.net.in_dim - self.u_dim)
+    def forward(
+        self, x: torch.Tensor, u: Optional[torch.Tensor] = None, *, batch_dims: int = 2
+    ) -> dist.TorchDistribution:
+        """:math:`q(v_k \\mid x_k[, u])` of ``x`` ``[G, K, *event]`` (``batch_dims`` leading
+        dimensions of ``x`` are batch dimensions: 3 for a stacked ``[R, G, K, *event]``)."""
+        h = features(x, self.body, self.net.in_dim - self.u_dim, batch_dims)
         if self.conditional:
             if u is None:
                 raise ValueError("a conditional instance encoder needs the group code u")

@@ -86,9 +86,16 @@ class GroupGuide(PyroModule):
         """:math:`q(u \\mid \\mathbf{x})` with batch shape ``[G, 1]``."""
         return self.group_encoder(x, mask)
 
-    def instance_posterior(self, x: torch.Tensor, u: Optional[torch.Tensor] = None):
-        """:math:`q(v_k \\mid x_k[, u])` with batch shape ``[G, K]``."""
-        return self.instance_encoder(x, u)
+    def instance_posterior(
+        self, x: torch.Tensor, u: Optional[torch.Tensor] = None, *,
+        batch_dims: Optional[int] = None,
+    ):
+        """:math:`q(v_k \\mid x_k[, u])` with batch shape ``[G, K]`` (``[R, G, K]`` for a
+        stacked ``x`` with ``batch_dims=3``; only then is ``batch_dims`` passed on, so that an
+        instance encoder ``forward(x, u)`` of one's own keeps working)."""
+        if batch_dims is None or batch_dims == 2:
+            return self.instance_encoder(x, u)
+        return self.instance_encoder(x, u, batch_dims=batch_dims)
 
     def forward(
         self,
@@ -108,7 +115,7 @@ class GroupGuide(PyroModule):
                 if per_observation:
                     with poutine.scale(scale=content_weights(mask)):
                         u = pyro.sample("u", qu.expand(mask.shape))
-                v = pyro.sample("v", self.instance_posterior(x, u))
+                v = pyro.sample("v", self.instance_posterior(x, u, batch_dims=mask.dim()))
         return u, v
 
 

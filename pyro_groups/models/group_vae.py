@@ -44,8 +44,10 @@ def group_plates(
     (``[G]``, the batch's groups in the data set; ``GroupBatch.index``) is the plate's subsample:
     a guide with per-group parameters (a Pyro autoguide) then reads the right ones. Without it
     the subsample is ``0 .. G-1``, which only amortised guides may rely on.
+    A stacked ``mask`` ``[*R, G, K]`` gets the same two plates (the caller's outer plates cover
+    ``*R``).
     """
-    g, k = mask.shape
+    g, k = mask.shape[-2:]
     n = g if num_groups is None else int(num_groups)
     if n < g:
         raise ValueError(f"num_groups={n} is smaller than the batch's {g} groups")
@@ -122,9 +124,9 @@ def check_likelihood(
     if x is None:
         return
     event = tuple(likelihood.event_shape)
-    if tuple(x.shape[2:]) != event:
+    if tuple(x.shape[mask.dim():]) != event:
         raise GroupDataError(
-            f"x has event shape {list(x.shape[2:])} (x is {list(x.shape)}) but the decoder's "
+            f"x has event shape {list(x.shape[mask.dim():])} (x is {list(x.shape)}) but the decoder's "
             f"likelihood {type(likelihood).__name__} has event shape {list(event)}; build the "
             "decoder for this data (e.g. its x_dim or image size)"
         )
@@ -134,7 +136,7 @@ def check_likelihood(
     if support is None:
         return
     ok = support.check(x)
-    outside = ~ok & mask if ok.shape[-2:] == mask.shape else ~ok
+    outside = ~ok & mask if ok.shape[-mask.dim():] == mask.shape else ~ok
     if bool(outside.any()):
         base = getattr(likelihood, "base_dist", likelihood)
         values = x[mask].flatten()

@@ -1,5 +1,6 @@
 """Training: the ``fit()`` SVI loop, its guarded step (NaN guard, device setup), checkpoints,
-per-epoch history, ``torch.compile`` of the networks, and data-parallel ``fit_distributed``."""
+per-epoch history, ``torch.compile`` of the networks, data-parallel ``fit_distributed`` and
+``fit_replicated`` (several seeds or same-shape rows as one computation)."""
 from pyro_groups.errors import TrainingDivergedError
 from pyro_groups.training.checkpoint import (
     CheckpointError,
@@ -16,6 +17,7 @@ from pyro_groups.training.fit import LOSSES, fit, make_elbo, make_optimizer, res
 from pyro_groups.training.guard import NaNGuard
 from pyro_groups.training.history import History
 from pyro_groups.training.host_sync import HostSyncCounter
+from pyro_groups.training.replicated import fit_replicated
 from pyro_groups.training.step import train_step
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "compile_networks",
     "fit",
     "fit_distributed",
+    "fit_replicated",
     "load_checkpoint",
     "load_modules",
     "load_param_store",
