@@ -121,10 +121,11 @@ def measure(name: str, replicas: int, groups: int, repeats: int, steps: int,
 
 
 def figure(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from pyro_groups.plots import new_figure, save_figure
 
     sizes = sorted({r["groups"] for r in rows}, reverse=True)
-    fig, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 3.5), squeeze=False)
+    fig = new_figure(figsize=(5 * len(sizes), 3.5), layout="tight")
+    axes = fig.subplots(1, len(sizes), squeeze=False)
     for ax, groups in zip(axes[0], sizes):
         for name in ROWS:
             mine = [r for r in rows if r["row"] == name and r["groups"] == groups]
@@ -136,9 +137,7 @@ def figure(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel("CPU ms per replicate-step")
         ax.set_title(f"{groups} groups a step")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

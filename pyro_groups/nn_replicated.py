@@ -31,6 +31,7 @@ from pyro.nn import PyroModule
 from torch import Tensor, nn
 
 from pyro_groups._naming import unique_name
+from pyro_groups.errors import ArgumentError
 
 __all__ = [
     "ReplicatedLinear",
@@ -101,9 +102,9 @@ class ReplicatedLinear(nn.Module):
         super().__init__()
         self.relu = bool(relu)
         if weight.dim() != 3:
-            raise ValueError(f"weight must be [R, out, in], got {tuple(weight.shape)}")
+            raise ArgumentError(f"weight must be [R, out, in], got {tuple(weight.shape)}")
         if bias is not None and bias.shape != weight.shape[:2]:
-            raise ValueError(
+            raise ArgumentError(
                 f"bias must be [R, out] = {tuple(weight.shape[:2])}, got {tuple(bias.shape)}"
             )
         self.weight = nn.Parameter(weight)
@@ -116,7 +117,7 @@ class ReplicatedLinear(nn.Module):
             weight = torch.stack([layer.weight.detach() for layer in layers]).clone()
             has_bias = [layer.bias is not None for layer in layers]
             if any(has_bias) and not all(has_bias):
-                raise ValueError("cannot stack nn.Linear layers with and without a bias")
+                raise ArgumentError("cannot stack nn.Linear layers with and without a bias")
             bias = (
                 torch.stack([layer.bias.detach() for layer in layers]).clone()
                 if all(has_bias) else None
@@ -136,7 +137,7 @@ class ReplicatedLinear(nn.Module):
         """``[R, ..., in]`` to ``[R, ..., out]``."""
         r, out, inp = self.weight.shape
         if x.dim() < 2 or x.shape[0] != r or x.shape[-1] != inp:
-            raise ValueError(
+            raise ArgumentError(
                 f"ReplicatedLinear with {r} replicas of {inp} -> {out} needs input [{r}, ..., "
                 f"{inp}], got {tuple(x.shape)}"
             )
@@ -199,11 +200,11 @@ def stack_modules(modules: Sequence[nn.Module]) -> nn.Module:
         about the replicate dimension).
     """
     if len(modules) == 0:
-        raise ValueError("stack_modules needs at least one module")
+        raise ArgumentError("stack_modules needs at least one module")
     first = _signature(modules[0])
     for r, m in enumerate(modules[1:], start=1):
         if _signature(m) != first:
-            raise ValueError(
+            raise ArgumentError(
                 f"replicate {r} ({type(m).__name__}) differs from replicate 0 in its submodules, "
                 "settings or parameter shapes; only modules of identical structure can be stacked"
             )
@@ -214,7 +215,7 @@ def stack_modules(modules: Sequence[nn.Module]) -> nn.Module:
     ]
     buffers = [name for name, _ in modules[0].named_buffers()]
     if others or buffers:
-        raise ValueError(
+        raise ArgumentError(
             f"{type(modules[0]).__name__} holds parameters or buffers outside nn.Linear layers "
             f"({(others + buffers)[:3]}); stack_modules replicates nn.Linear layers only"
         )
@@ -243,8 +244,9 @@ def unstack_into(stacked: nn.Module, r: int, solo: nn.Module) -> nn.Module:
     with torch.no_grad():
         for name, p in solo.named_parameters():
             if name not in params:
-                raise ValueError(f"{type(solo).__name__} has a parameter {name!r} that the "
-                                 "stacked module lacks")
+                raise ArgumentError(
+                    f"{type(solo).__name__} has a parameter {name!r} that the stacked module lacks"
+                )
             p.copy_(params[name][r])
     return solo
 
@@ -258,7 +260,7 @@ def stack_optimizer_states(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
     first = states[0]
     for s in states[1:]:
         if set(s["state"]) != set(first["state"]):
-            raise ValueError("the replicates' optimisers have state for different parameters")
+            raise ArgumentError("the replicates' optimisers have state for different parameters")
     stacked: dict[int, dict[str, Any]] = {}
     for i, entry in first["state"].items():
         stacked[i] = {}
@@ -267,7 +269,7 @@ def stack_optimizer_states(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
             if isinstance(value, Tensor) and value.dim() > 0:
                 stacked[i][key] = torch.stack(values)
             elif any(not torch.equal(torch.as_tensor(v), torch.as_tensor(value)) for v in values):
-                raise ValueError(
+                raise ArgumentError(
                     f"the replicates' optimisers disagree on {key!r} ({values}); they must have "
                     "taken the same number of steps"
                 )

@@ -53,7 +53,17 @@ from pyro_groups import load_modules, save_modules
 from pyro_groups.data import DistributedGroupSampler
 from pyro_groups.experiments.environment import run_jobs
 from pyro_groups.guides import GroupAutoGuide
-from pyro_groups.training import CheckpointError, NaNGuard, fit_distributed, train_step
+from pyro_groups.training import (
+    CheckpointError,
+    NaNGuard,
+    fit_distributed,
+    fit_replicated,
+    train_step,
+)
+from pyro_groups.adversary import FactorVAEPenalty
+from pyro_groups.experiments.exam_scores import Config as RowConfig
+from pyro_groups.experiments.exam_scores import build as build_row
+from pyro_groups.experiments.exam_scores import run as run_exam_scores
 from pyro.infer import Trace_ELBO
 from pyro_groups.validation import (
     ArgumentError,
@@ -373,7 +383,41 @@ SCALE = [
          ArgumentTypeError, "does not train GroupAutoGuide"),
 ]
 
-CASES = DATA + MODELS + EVALUATION + ARGUMENTS + TRAINING + SCALE
+
+def replicated_small(names: tuple[str, ...] = ("gvae", "gvae"), **kwargs: Any) -> Any:
+    reps = [build_row(name, RowConfig(hidden=(4,))) for name in names]
+    args = {"data": small(), "seeds": [0, 1], "epochs": 1, "progress": False, **kwargs}
+    return fit_replicated(reps, **args)
+
+
+def replicated_with(penalties: list, guide: Any = None) -> Any:
+    guide = guide if guide is not None else make_guide(1, 2, 1, hidden=(4,))
+    return fit_replicated([(GroupVAE(ExamScoresDecoder()), guide, penalties)], small(),
+                          seeds=[0], epochs=1, progress=False)
+
+
+REPLICATED = [
+    case("fit_replicated(seeds of another length)", lambda t: replicated_small(seeds=[0]),
+         ArgumentError, "seeds must be 2 ints"),
+    case("fit_replicated(seeds=[0, 1.5])", lambda t: replicated_small(seeds=[0, 1.5]),
+         ArgumentTypeError, r"seeds\[1\]"),
+    case("fit_replicated(rows of other shapes)",
+         lambda t: replicated_small(("gvae", "mlvae")), ArgumentError,
+         "replicate 1 .* differs from replicate 0"),
+    case("fit_replicated(data of other sizes)",
+         lambda t: replicated_small(data=[small(), exam_scores(9, seed=0)]), ArgumentError,
+         "one size"),
+    case("fit_replicated(a FactorVAEPenalty)",
+         lambda t: replicated_with([FactorVAEPenalty(3, 1.0)]), ArgumentTypeError, "MIPenalty"),
+    case("fit_replicated(mixture guide)",
+         lambda t: replicated_with([], make_guide(1, 2, 1, group="mixture",
+                                                  instance="unconditional", hidden=(4,))),
+         ArgumentError, "reparameterised Normal"),
+    case("exam-scores Config(replicas=0)", lambda t: run_exam_scores(RowConfig(replicas=0), t),
+         ArgumentError, "replicas must be an integer >= 1"),
+]
+
+CASES = DATA + MODELS + EVALUATION + ARGUMENTS + TRAINING + SCALE + REPLICATED
 
 
 @pytest.mark.parametrize("call, error, match", CASES)

@@ -12,9 +12,10 @@ r"""The mutual-information penalties of several replicates as one module, for
 each term a function of replicate :math:`r`'s codes and critic only. The copies keep what makes
 them independent and equal to their solo runs:
 
-- one critic of stacked weights (:func:`~pyro_groups.nn_replicated.stack_modules`), scored with
-  detached parameters in the VAE step and trained on detached codes by one Adam over the stacked
-  weights, which takes each copy's own Adam step (Adam is elementwise);
+- one critic of stacked weights (:func:`~pyro_groups.nn_replicated.stack_modules`) and one Adam
+  over them, which takes each copy's own Adam step (Adam is elementwise). As in the solo penalty,
+  the VAE step's forward scores the codes with the live critics once and keeps the critics'
+  gradient for their first step; the VAE's backward is restricted to the VAE's parameters;
 - each copy's pairs drawn by :func:`~pyro_groups.adversary.critics.sample_pairs` from the copy's
   *own* generator on the copy's own batch at its own width, exactly as the solo penalty draws
   them, then padded and stacked;
@@ -40,7 +41,7 @@ from pyro_groups.adversary.critics import PairIndices, sample_pairs
 from pyro_groups.adversary.estimators import dv_bound, mine_bound, nwj_bound
 from pyro_groups.adversary.mi_penalty import MIPenalty
 from pyro_groups.data.batch import GroupBatch
-from pyro_groups.errors import TrainingDivergedError
+from pyro_groups.errors import ArgumentError, ArgumentTypeError, TrainingDivergedError
 from pyro_groups.nn_replicated import (
     optimizer_state_slice,
     stack_modules,
@@ -97,23 +98,26 @@ class ReplicatedMIPenalty(AdversarialPenalty):
     def __init__(self, solos: Sequence[MIPenalty], members: Optional[Sequence[int]] = None):
         super().__init__()
         if not solos:
-            raise ValueError("ReplicatedMIPenalty needs at least one penalty")
+            raise ArgumentError("ReplicatedMIPenalty needs at least one penalty")
         for r, p in enumerate(solos):
             if type(p) is not MIPenalty:  # noqa: E721 (subclasses may change the game)
-                raise ValueError(f"copy {r} is a {type(p).__name__}; ReplicatedMIPenalty stacks "
-                                 "MIPenalty modules (nemeth_penalty, set_penalty)")
+                raise ArgumentTypeError(
+                    f"copy {r} is a {type(p).__name__}; ReplicatedMIPenalty stacks MIPenalty "
+                    "modules (nemeth_penalty, set_penalty)"
+                )
             if _settings(p) != _settings(solos[0]):
-                raise ValueError(
+                raise ArgumentError(
                     f"copy {r}'s settings {_settings(p)[:5]} differ from copy 0's "
                     f"{_settings(solos[0])[:5]}; only the weight may differ"
                 )
         first = solos[0]
         if first.estimator == "infonce":
-            raise ValueError("ReplicatedMIPenalty supports the mine, dv and nwj estimators")
+            raise ArgumentError("ReplicatedMIPenalty supports the mine, dv and nwj estimators")
         members = list(range(len(solos))) if members is None else [int(m) for m in members]
         if len(members) != len(solos) or len(set(members)) != len(members):
-            raise ValueError(f"members must be {len(solos)} distinct replicate indices, "
-                             f"got {members}")
+            raise ArgumentError(
+                f"members must be {len(solos)} distinct replicate indices, got {members}"
+            )
         self.estimator, self.critic_steps = first.estimator, first.critic_steps
         self.ema_decay, self.site, self.name = first.ema_decay, first.site, first.name
         self.members = members
@@ -131,26 +135,32 @@ class ReplicatedMIPenalty(AdversarialPenalty):
         self._solos = list(solos)
         self.values: Optional[Tensor] = None
         self.bounds: Optional[Tensor] = None
+        self._prepared: Optional[tuple[Trace, Any, Tensor]] = None
 
     def extra_repr(self) -> str:
         return f"estimator={self.estimator!r}, members={self.members}"
 
-    def _inputs(self, guide: Callable, batch: GroupBatch, num_groups: Optional[int],
-                trace: Optional[Trace]) -> tuple[Tensor, Tensor, Tensor]:
-        """The members' ``x`` ``[R', G, K, x_dim]``, ``mask`` and codes ``v``."""
+    def _members(self, batch: GroupBatch) -> tuple[Tensor, Tensor]:
+        """The members' ``x`` ``[R', G, K, x_dim]`` and ``mask`` ``[R', G, K]``."""
         mask = batch.mask
         if mask.dim() != 3:
-            raise ValueError(
+            raise ArgumentError(
                 f"ReplicatedMIPenalty needs a stacked batch, mask [R, G, K]; got "
                 f"{tuple(mask.shape)}"
             )
-        v = cast(Tensor, guide_trace(guide, batch, num_groups, trace).nodes[self.site]["value"])
-        v = v.reshape(*mask.shape, -1)
         x = batch.x.flatten(3)
         if self.members != list(range(mask.shape[0])):
-            idx = self.member_index
-            x, mask, v = x.index_select(0, idx), mask.index_select(0, idx), v.index_select(0, idx)
-        return x, mask, v
+            x, mask = x.index_select(0, self.member_index), mask.index_select(0, self.member_index)
+        return x, mask
+
+    def _codes(self, guide: Callable, batch: GroupBatch, num_groups: Optional[int],
+               trace: Optional[Trace]) -> Tensor:
+        """The members' codes ``[R', G, K, v_dim]`` (off ``trace``, or drawn from the guide)."""
+        v = cast(Tensor, guide_trace(guide, batch, num_groups, trace).nodes[self.site]["value"])
+        v = v.reshape(*batch.mask.shape, -1)
+        if self.members != list(range(batch.mask.shape[0])):
+            v = v.index_select(0, self.member_index)
+        return v
 
     def _usable(self, mask: Tensor) -> tuple[bool, list[int]]:
         """Whether every copy's batch can be paired (each solo penalty warns as it would alone),
@@ -162,7 +172,7 @@ class ReplicatedMIPenalty(AdversarialPenalty):
         if all(flags) or not any(flags):
             return all(flags), widths
         bad = [self.members[i] for i, f in enumerate(flags) if not f]
-        raise ValueError(
+        raise ArgumentError(
             f"the batches of replicates {bad} have fewer than two groups with two or more "
             "observations while the others' do not; replicated penalties skip a batch for all "
             "copies or none (use a larger batch_size)"
@@ -188,6 +198,31 @@ class ReplicatedMIPenalty(AdversarialPenalty):
         fn: Callable[..., Tensor] = nwj_bound if self.estimator == "nwj" else dv_bound
         return vmap(fn)(s.joint, s.marginal, s.mask, s.mask)
 
+    def _critic_objective(self, x: Tensor, mask: Tensor, v: Tensor,
+                          widths: list[int]) -> tuple[Tensor, Tensor]:
+        """``(bounds, objectives)`` ``[R']`` with the live critic (fresh pairs); MINE updates
+        its moving averages (as :meth:`MIPenalty._critic_objective`, per copy)."""
+        s = self._scores(x, mask, v, self._pairs(mask, widths), False)
+        if self.estimator != "mine":
+            b = self._bound(s)
+            return b, b
+        res = vmap(mine_bound, in_dims=(0, 0, 0, None, 0, 0))(
+            s.joint, s.marginal, self.ema_state, self.ema_decay, s.mask, s.mask
+        )
+        with torch.no_grad():
+            self.ema_state.copy_(res.ema_state)
+        return res.bound, res.surrogate
+
+    def _diverged(self, e: TrainingDivergedError, values: Sequence[Optional[Tensor]]) -> None:
+        """Re-raise ``e`` naming the replicates whose objective or gradients are NaN/inf."""
+        bad = torch.zeros(len(self.members), dtype=torch.bool)
+        for t in values:
+            if t is not None:
+                bad |= ~torch.isfinite(t.detach()).reshape(len(self.members), -1).all(1).cpu()
+        names = [self.members[i] for i in torch.nonzero(bad).flatten().tolist()]
+        raise TrainingDivergedError(f"{e} (replicates with a non-finite bound or gradient: "
+                                    f"{names})") from e
+
     def forward(
         self,
         model: Callable,
@@ -197,16 +232,31 @@ class ReplicatedMIPenalty(AdversarialPenalty):
         num_groups: Optional[int] = None,
         guide_trace: Optional[Trace] = None,
     ) -> Tensor:
-        """``sum_r weight_r * N * bound_r`` on the members' codes (with gradients); the critic's
-        parameters get none."""
-        x, mask, v = self._inputs(guide, batch, num_groups, guide_trace)
+        """``sum_r weight_r * N * bound_r`` on the members' codes (with gradients).
+
+        As :meth:`MIPenalty.forward`: with ``guide_trace`` the live critic scores the codes once
+        and the critics' gradients are kept for the next :meth:`critic_step` (restrict the VAE's
+        backward to the VAE's parameters); otherwise the critic is detached.
+        """
+        self._prepared = None
+        x, mask = self._members(batch)
         usable, widths = self._usable(mask)
         if not usable:
             self.values = x.new_zeros(len(self.members))
             return x.new_zeros(())
+        v = self._codes(guide, batch, num_groups, guide_trace)
         n = mask.shape[-2] if num_groups is None else int(num_groups)
-        bound = self._bound(self._scores(x, mask, v, self._pairs(mask, widths), True))
-        values = self.weight.to(bound.dtype) * n * bound
+        weight = self.weight.to(x.dtype) * n
+        if guide_trace is None or self.critic_steps == 0 or not torch.is_grad_enabled():
+            values = weight * self._bound(self._scores(x, mask, v, self._pairs(mask, widths), True))
+            self.values = values.detach()
+            return values.sum()
+        value, objective = self._critic_objective(x, mask, v, widths)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        grads = torch.autograd.grad(-objective.sum(), params, retain_graph=True,
+                                    allow_unused=True)
+        self._prepared = (guide_trace, grads, value.detach())
+        values = weight * value
         self.values = values.detach()
         return values.sum()
 
@@ -219,35 +269,34 @@ class ReplicatedMIPenalty(AdversarialPenalty):
         num_groups: Optional[int] = None,
         guide_trace: Optional[Trace] = None,
     ) -> dict[str, Tensor]:
-        """``critic_steps`` steps of every copy's critic on its detached codes (pairs re-drawn at
+        """``critic_steps`` steps of every copy's critic on its detached codes, the first with
+        the gradients :meth:`forward` kept for the same ``guide_trace`` (then pairs re-drawn at
         every step); returns ``{f"{name}_bound": bounds [R']}`` (``{}`` if skipped)."""
+        prepared, self._prepared = self._prepared, None
         self.bounds = None
         if self.critic_steps == 0:
             return {}
-        with torch.no_grad():
-            x, mask, v = self._inputs(guide, batch, num_groups, guide_trace)
+        x, mask = self._members(batch)
         usable, widths = self._usable(mask)
         if not usable:
             return {}
-        value = x.new_zeros(len(self.members))
-        for _ in range(self.critic_steps):
-            s = self._scores(x, mask, v, self._pairs(mask, widths), False)
-            if self.estimator == "mine":
-                res = vmap(mine_bound, in_dims=(0, 0, 0, None, 0, 0))(
-                    s.joint, s.marginal, self.ema_state, self.ema_decay, s.mask, s.mask
-                )
-                with torch.no_grad():
-                    self.ema_state.copy_(res.ema_state)
-                value, objective = res.bound, res.surrogate
-            else:
-                value = objective = self._bound(s)
+        steps, value = self.critic_steps, None
+        if prepared is not None and guide_trace is not None and prepared[0] is guide_trace:
             try:
-                self.update(-objective.sum())
+                self.apply_gradients(prepared[1])
             except TrainingDivergedError as e:
-                bad = [self.members[i] for i in torch.nonzero(~torch.isfinite(objective.detach()))
-                       .flatten().tolist()]
-                raise TrainingDivergedError(f"{e} (replicates with a non-finite bound: {bad})") \
-                    from e
+                self._diverged(e, prepared[1])
+            steps, value = steps - 1, prepared[2]
+        if steps:
+            with torch.no_grad():
+                v = self._codes(guide, batch, num_groups, guide_trace).detach()
+            for _ in range(steps):
+                value, objective = self._critic_objective(x, mask, v, widths)
+                try:
+                    self.update(-objective.sum())
+                except TrainingDivergedError as e:
+                    self._diverged(e, [objective])
+        assert value is not None
         self.bounds = value.detach()
         return {f"{self.name}_bound": self.bounds}
 

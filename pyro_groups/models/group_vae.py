@@ -126,9 +126,9 @@ def check_likelihood(
     event = tuple(likelihood.event_shape)
     if tuple(x.shape[mask.dim():]) != event:
         raise GroupDataError(
-            f"x has event shape {list(x.shape[mask.dim():])} (x is {list(x.shape)}) but the decoder's "
-            f"likelihood {type(likelihood).__name__} has event shape {list(event)}; build the "
-            "decoder for this data (e.g. its x_dim or image size)"
+            f"x has event shape {list(x.shape[mask.dim():])} (x is {list(x.shape)}) but the "
+            f"decoder's likelihood {type(likelihood).__name__} has event shape {list(event)}; "
+            "build the decoder for this data (e.g. its x_dim or image size)"
         )
     if not (is_validation_enabled() and getattr(likelihood, "_validate_args", False)):
         return

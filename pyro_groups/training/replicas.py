@@ -35,6 +35,7 @@ from pyro.poutine.trace_struct import Trace
 from torch import Tensor
 
 from pyro_groups.data.batch import GroupBatch, GroupDataError
+from pyro_groups.errors import ArgumentError
 
 __all__ = [
     "REPLICATES",
@@ -55,7 +56,7 @@ def stack_batches(batches: Sequence[GroupBatch]) -> tuple[GroupBatch, list[int]]
     groups, each padded from its own width ``K_r`` to ``K = max K_r``; returns it and the
     widths."""
     if not batches:
-        raise ValueError("no batches to stack")
+        raise ArgumentError("no batches to stack")
     shapes = {(b.mask.shape[0], b.x.shape[2:]) for b in batches}
     if len(shapes) != 1:
         raise GroupDataError(
@@ -135,7 +136,7 @@ class ReplicateNoise(Messenger):
         fn = msg["fn"]
         if isinstance(fn, _Subsample):
             if fn.subsample_size is not None and fn.subsample_size < fn.size:
-                raise ValueError(
+                raise ArgumentError(
                     f"plate {msg['name']!r} subsamples at random; replicated training needs the "
                     "subsample given (pyro.plate(..., subsample=...))"
                 )
@@ -144,13 +145,13 @@ class ReplicateNoise(Messenger):
         while isinstance(base, (torch.distributions.Independent, MaskedDistribution)):
             base = base.base_dist
         if not isinstance(base, torch.distributions.Normal) or msg["kwargs"].get("sample_shape"):
-            raise ValueError(
+            raise ArgumentError(
                 f"site {msg['name']!r}: replicated training draws each replicate's noise itself "
                 f"and supports reparameterised Normal sites only, got {type(base).__name__}"
             )
         shape = base.loc.shape
         if len(shape) == 0 or shape[0] != len(self.generators):
-            raise ValueError(
+            raise ArgumentError(
                 f"site {msg['name']!r} has shape {tuple(shape)}; its first dimension must be the "
                 f"{len(self.generators)} replicates"
             )
@@ -175,18 +176,18 @@ def _per_replicate(trace: Trace, replicas: int, guide: bool) -> Tensor:
         if site["type"] != "sample":
             continue
         if guide and not is_identically_zero(site["score_parts"].score_function):
-            raise ValueError(
+            raise ArgumentError(
                 f"guide site {name!r} is not reparameterised; replicated training supports "
                 "reparameterised guides only"
             )
         dim = next((f.dim for f in site["cond_indep_stack"] if f.name == REPLICATES), None)
         lp = site["log_prob"]
         if dim is None or lp.dim() < -dim or lp.shape[dim] != replicas:
-            raise ValueError(f"site {name!r} is not inside the {REPLICATES!r} plate")
+            raise ArgumentError(f"site {name!r} is not inside the {REPLICATES!r} plate")
         keep = lp.dim() + dim
         total = total + lp.sum([d for d in range(lp.dim()) if d != keep])
     if not isinstance(total, Tensor):
-        raise ValueError("the trace has no sample sites")
+        raise ArgumentError("the trace has no sample sites")
     return total
 
 
@@ -203,7 +204,7 @@ class ReplicatedTraceELBO(Trace_ELBO):
 
     def __init__(self, replicas: int, num_particles: int = 1, **kwargs: Any) -> None:
         if kwargs.get("vectorize_particles"):
-            raise ValueError("ReplicatedTraceELBO does not vectorise particles")
+            raise ArgumentError("ReplicatedTraceELBO does not vectorise particles")
         super().__init__(num_particles=num_particles, **kwargs)
         self.replicas = int(replicas)
         self.per_replicate: Optional[Tensor] = None

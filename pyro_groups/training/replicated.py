@@ -43,6 +43,7 @@ import os
 import time
 from typing import Any, Callable, Iterator, Optional, Sequence, cast
 
+import pyro
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -50,17 +51,14 @@ from tqdm.auto import tqdm
 from pyro_groups.adversary.penalized import PenalizedLoss
 from pyro_groups.adversary.mi_penalty import MIPenalty
 from pyro_groups.adversary.replicated_mi import ReplicatedMIPenalty
+from pyro_groups.data.batch import check_group_inputs
 from pyro_groups.data.dataset import GroupedData
-from pyro_groups.errors import TrainingDivergedError
+from pyro_groups.errors import ArgumentError, TrainingDivergedError
 from pyro_groups.nn_replicated import stack_modules, unstack_into
 from pyro_groups.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from pyro_groups.training.fit import (
-    OptimizerArg,
-    _check_args,
-    _epoch_means,
-    make_optimizer,
-    resolve_device,
-)
+from pyro_groups.training.device import step_setup
+from pyro_groups.training.guard import all_finite
+from pyro_groups.training.fit import OptimizerArg, _check_args, _epoch_means, resolve_device
 from pyro_groups.training.history import History
 from pyro_groups.training.replicas import (
     Replicated,
@@ -69,7 +67,8 @@ from pyro_groups.training.replicas import (
     stack_batches,
 )
 from pyro_groups.training.state import data_fingerprint
-from pyro_groups.training.step import _all_finite, loss_callable, unique_params
+from pyro_groups.training.step import loss_callable, unique_params
+from pyro_groups.validation import check_int
 
 __all__ = ["fit_replicated"]
 
@@ -80,7 +79,7 @@ def _replicas(replicas: Sequence[Sequence[Any]]) -> list[tuple[nn.Module, nn.Mod
     out = []
     for r, rep in enumerate(replicas):
         if not isinstance(rep, (tuple, list)) or len(rep) not in (2, 3):
-            raise ValueError(f"replica {r} must be (model, guide) or (model, guide, penalties)")
+            raise ArgumentError(f"replica {r} must be (model, guide) or (model, guide, penalties)")
         out.append((rep[0], rep[1], list(rep[2]) if len(rep) == 3 else []))
     return out
 
@@ -214,20 +213,29 @@ class _Run:
 
 
 def _step(run: _Run, opt: torch.optim.Optimizer, batch: Any, num_groups: int,
-          clip_norm: Optional[float], where: str) -> None:
-    try:
-        total = loss_callable(run.objective)(run.model_call, run.guide_call, batch.x,
-                                             batch.mask, num_groups=num_groups)
-    except ValueError as e:
-        if "invalid values" not in str(e):
-            raise
-        raise TrainingDivergedError(
-            f"a distribution got NaN/inf parameters in one of the replicates at {where}; no "
-            f"update was applied. ({str(e).splitlines()[0]})"
-        ) from e
-    opt.zero_grad(set_to_none=True)
-    total.backward()
-    if not bool(_all_finite(total, run.params)):
+          clip_norm: Optional[float], where: str, validate: Optional[bool] = None) -> None:
+    """One step of every replicate, as :func:`~pyro_groups.training.step.train_step` takes a
+    solo step (the NaN guard and the gradient clipping per replicate)."""
+    validation = contextlib.nullcontext() if validate is None else pyro.validation_enabled(validate)
+    with validation:
+        try:
+            total = loss_callable(run.objective)(run.model_call, run.guide_call, batch.x,
+                                                 batch.mask, num_groups=num_groups)
+        except ValueError as e:
+            if "invalid values" not in str(e):
+                raise
+            raise TrainingDivergedError(
+                f"a distribution got NaN/inf parameters in one of the replicates at {where}; no "
+                f"update was applied. ({str(e).splitlines()[0]})"
+            ) from e
+        opt.zero_grad(set_to_none=True)
+        total.backward(inputs=list(run.params))
+        _update(run, opt, total, clip_norm, where)
+
+
+def _update(run: _Run, opt: torch.optim.Optimizer, total: Tensor, clip_norm: Optional[float],
+            where: str) -> None:
+    if not bool(all_finite(total, run.params)):
         bad = _bad_replicates(run.loss_vector(), run.params)
         opt.zero_grad(set_to_none=True)
         raise TrainingDivergedError(
@@ -283,27 +291,33 @@ def fit_replicated(
     reps = _replicas(replicas)
     R = len(reps)
     if R == 0:
-        raise ValueError("fit_replicated needs at least one replica")
-    seeds = list(seeds)
-    if len(seeds) != R or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ValueError(f"seeds must be {R} ints, one per replica, got {seeds!r}")
+        raise ArgumentError("fit_replicated needs at least one replica")
+    seeds = [check_int(s, f"seeds[{r}]") for r, s in enumerate(seeds)]
+    if len(seeds) != R:
+        raise ArgumentError(f"seeds must be {R} ints, one per replica, got {seeds!r}")
     datasets = [data] * R if isinstance(data, GroupedData) else list(data)
     if len(datasets) != R:
-        raise ValueError(f"data must be one GroupedData or {R} of them, got {len(datasets)}")
+        raise ArgumentError(f"data must be one GroupedData or {R} of them, got {len(datasets)}")
     if len({(len(d), tuple(d.event_shape)) for d in datasets}) != 1 or len(datasets[0]) == 0:
-        raise ValueError("the replicates' data sets must be non-empty, of one size and event shape")
+        raise ArgumentError(
+            "the replicates' data sets must be non-empty, of one size and event shape"
+        )
     callbacks: list[Optional[Callback]] = (
         list(callback) if isinstance(callback, (list, tuple)) else [callback] * R  # type: ignore
     )
     if len(callbacks) != R:
-        raise ValueError(f"callback must be one callable or {R} of them")
+        raise ArgumentError(f"callback must be one callable or {R} of them")
     dev = resolve_device(device)
     datasets = [d.to(dev) for d in datasets]
     for model, guide, pens in reps:
         for m in (model, guide, *pens):
             m.to(dev)
+    if dev.type == "cuda":
+        for d in datasets:
+            check_group_inputs(d.x, d.mask, values=True)
     run = _Run(reps, seeds, dev, num_particles)
-    opt = make_optimizer(optimizer, run.params, lr)
+    setup = step_setup(dev, run.params, lr=lr, optimizer=optimizer, penalised=True)
+    opt = setup.optimizer
     identity = {"data": [data_fingerprint(d) for d in datasets], "seeds": seeds,
                 "penalties": [[type(p).__name__ for p in pens] for _, _, pens in reps]}
     histories, start = [History() for _ in range(R)], 0
@@ -325,7 +339,8 @@ def fit_replicated(
             iters = [d.batches(batch_size, generator=g) for d, g in zip(datasets, run.batch_gens)]
             for parts in zip(*iters):
                 batch, run.noise.widths = stack_batches(parts)
-                _step(run, opt, batch, n, clip_norm, f"epoch {epoch}, step {steps}")
+                _step(run, opt, batch, n, clip_norm, f"epoch {epoch}, step {steps}",
+                      setup.validate)
                 for k, v in run.records().items():
                     v = v.detach().double()
                     totals[k] = totals.get(k, 0.0) + v.nan_to_num(0.0)

@@ -1,7 +1,5 @@
 """The Exam-Scores runs trained as replicates: jobs of same-architecture rows, and the same
 records as the solo runs."""
-from dataclasses import replace
-
 import pytest
 from torch.testing import assert_close
 
@@ -42,9 +40,3 @@ def test_replicated_records_equal_the_solo_runs():
                     assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
         assert_close(rec["translation"]["translated"], solo["translation"]["translated"],
                      rtol=1e-4, atol=1e-5)
-
-
-def test_replicas_below_one_is_an_error(tmp_path):
-    from pyro_groups.experiments.exam_scores import run
-    with pytest.raises(ValueError, match="replicas must be >= 1"):
-        run(replace(Config(), replicas=0), tmp_path)
