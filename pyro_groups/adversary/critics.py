@@ -139,46 +139,52 @@ def _arange_like(mask: Tensor) -> Tensor:
     return torch.arange(K, device=mask.device)[None, :].expand(G, K)
 
 
+class _Anchors(NamedTuple):
+    """The eligible anchors of a ``[G, K]`` grid, ``index = (g, k)``, each ``[A]``; or of ``R``
+    stacked grids ``[R, G, K]`` (replicates), ``index = (r, g, k)``, each ``[R, A]`` with ``A`` the
+    largest replicate's count: a replicate with fewer anchors repeats its first one, marked
+    invalid in ``valid`` (``None`` without replicates), so that every replicate's networks see
+    ``[R, A, ...]`` and read real anchors only."""
+
+    index: tuple[Tensor, ...]
+    valid: Optional[Tensor]
+
+
+def _anchors(mask: Tensor) -> _Anchors:
+    if mask.dim() == 2:
+        return _Anchors(mask.nonzero(as_tuple=True), None)
+    R, G, K = mask.shape
+    flat = mask.reshape(R, G * K)
+    counts = flat.sum(1)
+    order = torch.argsort((~flat).to(torch.int8), dim=1, stable=True)[:, : int(counts.max())]
+    valid = torch.arange(order.shape[1], device=mask.device)[None, :] < counts[:, None]
+    pos = torch.where(valid, order, order[:, :1])
+    rep = torch.arange(R, device=mask.device)[:, None].expand_as(pos)
+    return _Anchors((rep, pos // K, pos % K), valid)
+
+
 def _scores_on_grid(
-    joint: Tensor, marginal: Tensor, idx: PairIndices, g: Tensor, k: Tensor
+    joint: Tensor, marginal: Tensor, idx: PairIndices, anchors: _Anchors
 ) -> CriticScores:
-    """Scores computed at the eligible anchors ``(g, k)`` only, put on the ``[G, K]`` grid (zero
-    elsewhere)."""
+    """Scores computed at the eligible anchors only, put on the ``[G, K]`` (``[R, G, K]``) grid
+    (zero elsewhere)."""
     grid = joint.new_zeros(idx.mask.shape)
+    if anchors.valid is not None:
+        joint = torch.where(anchors.valid, joint, torch.zeros_like(joint))
+        marginal = torch.where(anchors.valid, marginal, torch.zeros_like(marginal))
+    accumulate = anchors.valid is not None  # repeated (invalid, zero) anchors add nothing
     return CriticScores(
-        joint=grid.index_put((g, k), joint),
-        marginal=grid.index_put((g, k), marginal),
+        joint=grid.index_put(anchors.index, joint, accumulate=accumulate),
+        marginal=grid.index_put(anchors.index, marginal, accumulate=accumulate),
         mask=idx.mask,
         num_excluded_groups=idx.num_excluded_groups,
     )
 
 
-def _take(v: Tensor, group: Tensor, slot: Tensor) -> Tensor:
-    """``v[..., group, slot, :]`` per leading index: codes ``[*R, G, K, d]`` at the index grids
-    ``[*R, G, K]`` (plain ``v[group, slot]`` without leading dimensions)."""
-    if v.dim() == 3:
-        return v[group, slot]
-    lead = v.shape[:-3]
-    flat = v.reshape(-1, *v.shape[-3:])
-    rep = torch.arange(flat.shape[0], device=v.device)[:, None, None]
-    out = flat[rep, group.reshape(-1, *group.shape[-2:]), slot.reshape(-1, *slot.shape[-2:])]
-    return out.reshape(*lead, *out.shape[1:])
-
-
-def _own_group(mask: Tensor) -> Tensor:
-    G = mask.shape[-2]
-    return torch.arange(G, device=mask.device)[:, None].expand_as(mask)
-
-
-def _on_grid(joint: Tensor, marginal: Tensor, idx: PairIndices) -> CriticScores:
-    """Scores computed on the whole grid (stacked replicates), zero outside the anchors."""
-    zero = torch.zeros_like(joint)
-    return CriticScores(
-        joint=torch.where(idx.mask, joint, zero),
-        marginal=torch.where(idx.mask, marginal, zero),
-        mask=idx.mask,
-        num_excluded_groups=idx.num_excluded_groups,
-    )
+def _partner_codes(v: Tensor, group: Tensor, slot: Tensor, anchors: _Anchors) -> Tensor:
+    """``v`` at each anchor's partner ``(group, slot)`` (grids ``[G, K]`` or ``[R, G, K]``)."""
+    lead = anchors.index[:-2]
+    return v[(*lead, group[anchors.index], slot[anchors.index])]
 
 
 class PairCritic(nn.Module):
@@ -231,21 +237,16 @@ class PairCritic(nn.Module):
         :param v: ``[G, K, v_dim]`` instance codes (detach them for the critic step).
         :param generator: seeded generator for :func:`sample_pairs`.
         :param pairs: pairs drawn beforehand (then ``generator`` is unused); with them, ``x``,
-            ``mask``, ``v`` and the pairs may carry leading replicate dimensions ``[*R, G, K]``
-            (a critic of :func:`~pyro_groups.nn_replicated.stack_modules`), and the critic then
-            scores the whole grid (the replicates' anchors differ in number).
+            ``mask``, ``v`` and the pairs may carry a leading replicate dimension ``[R, G, K]``
+            (a critic of :func:`~pyro_groups.nn_replicated.stack_modules`).
         :return: :class:`CriticScores`; entries outside ``mask`` are zero.
         """
         idx = pairs if pairs is not None else sample_pairs(mask, generator)
-        if mask.dim() > 2:
-            x, v = zero_padding(x, mask), zero_padding(v, mask)
-            joint = self(x, _take(v, _own_group(mask), idx.joint_slot))
-            return _on_grid(joint, self(x, _take(v, idx.marginal_group, idx.marginal_slot)), idx)
-        g, k = idx.mask.nonzero(as_tuple=True)
-        xa = x[g, k]
-        joint = self(xa, v[g, idx.joint_slot[g, k]])
-        marginal = self(xa, v[idx.marginal_group[g, k], idx.marginal_slot[g, k]])
-        return _scores_on_grid(joint, marginal, idx, g, k)
+        a = _anchors(idx.mask)
+        xa = x[a.index]
+        joint = self(xa, v[(*a.index[:-1], idx.joint_slot[a.index])])
+        marginal = self(xa, _partner_codes(v, idx.marginal_group, idx.marginal_slot, a))
+        return _scores_on_grid(joint, marginal, idx, a)
 
 
 class SetCritic(nn.Module):
@@ -289,14 +290,14 @@ class SetCritic(nn.Module):
         r"""Leave-one-out pooled features :math:`\frac{1}{K_i}\sum_{l \ne k} T^\alpha(x_{il})`.
 
         :param x: ``[G, K, x_dim]``; padded slots may hold anything.
-        :param mask: ``[G, K]`` bool (leading replicate dimensions are kept).
+        :param mask: ``[G, K]`` bool.
         :return: ``[G, K, feature_dim]``, zero at padded slots.
         """
         m = mask[..., None]
         h = self.t_alpha(zero_padding(x, mask))
         h = torch.where(m, h, torch.zeros_like(h))
-        loo = h.sum(-2, keepdim=True) - h
-        counts = mask.sum(-1).to(h.dtype)[..., None, None]
+        loo = h.sum(1, keepdim=True) - h
+        counts = mask.sum(1).to(h.dtype)[:, None, None]
         denom = counts if self.normalise == "K" else counts - 1
         return torch.where(m, loo / denom.clamp(min=1), torch.zeros_like(loo))
 
@@ -323,22 +324,21 @@ class SetCritic(nn.Module):
         :param mask: ``[G, K]`` bool.
         :param v: ``[G, K, v_dim]`` instance codes (detach them for the critic step).
         :param generator: seeded generator for the marginal draw.
-        :param pairs: pairs drawn beforehand, as for :meth:`PairCritic.group_scores` (leading
-            replicate dimensions allowed).
+        :param pairs: pairs drawn beforehand, as for :meth:`PairCritic.group_scores` (a leading
+            replicate dimension allowed).
         :return: :class:`CriticScores`; entries outside ``mask`` are zero.
         """
         idx = pairs if pairs is not None else sample_pairs(mask, generator)
-        if mask.dim() > 2:
-            pooled, v = self.pooled(x, mask), zero_padding(v, mask)
-            marginal = self.score(_take(v, idx.marginal_group, idx.marginal_slot), pooled)
-            return _on_grid(self.score(v, pooled), marginal, idx)
-        g, k = idx.mask.nonzero(as_tuple=True)
-        h = self.t_alpha(x[g, k])
-        total = h.new_zeros(mask.shape[0], h.shape[-1]).index_add(0, g, h)
-        counts = mask.sum(1).to(h.dtype)[g, None]
-        pooled = (total[g] - h) / (counts if self.normalise == "K" else counts - 1)
-        joint = self.score(v[g, k], pooled)
-        marginal = self.score(v[idx.marginal_group[g, k], idx.marginal_slot[g, k]], pooled)
-        return _scores_on_grid(joint, marginal, idx, g, k)
+        a = _anchors(idx.mask)
+        h = self.t_alpha(x[a.index])
+        group = a.index[-2] if a.valid is None else a.index[0] * mask.shape[-2] + a.index[1]
+        h_sum = h if a.valid is None else torch.where(a.valid[..., None], h, torch.zeros_like(h))
+        total = h.new_zeros(mask.shape[:-1].numel(), h.shape[-1])
+        total = total.index_add(0, group.flatten(), h_sum.flatten(0, -2))
+        counts = mask.sum(-1).to(h.dtype)[a.index[:-1]][..., None]
+        pooled = (total[group] - h) / (counts if self.normalise == "K" else counts - 1)
+        joint = self.score(v[a.index], pooled)
+        marginal = self.score(_partner_codes(v, idx.marginal_group, idx.marginal_slot, a), pooled)
+        return _scores_on_grid(joint, marginal, idx, a)
 
     group_scores = forward
