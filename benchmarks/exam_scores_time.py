@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +37,7 @@ import pyro
 import torch
 
 from pyro_groups.evaluation.exam_scores import exam_scores_errors
-from pyro_groups.experiments.environment import environment
+from pyro_groups.experiments.environment import environment, smoke_requested
 from pyro_groups.experiments.exam_scores import (
     Config,
     _data,
@@ -145,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--smoke-test", action="store_true")
     parser.add_argument("--out", default="results/exam_scores_time")
     args = parser.parse_args(argv)
-    smoke = args.smoke_test or bool(os.environ.get("CI") or os.environ.get("PYRO_GROUPS_SMOKE"))
+    smoke = smoke_requested(args.smoke_test)
     cfg = (replace(smoke_config(), rows=("cxvae", "gvae"), seeds=2) if smoke
            else paper_config() if args.setting == "paper" else Config())
     epochs = 1 if smoke else args.epochs

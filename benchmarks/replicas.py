@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ from pyro.infer import Trace_ELBO
 
 from pyro_groups.adversary.penalized import PenalizedLoss
 from pyro_groups.data import GroupedData, exam_scores
-from pyro_groups.experiments.environment import environment
+from pyro_groups.experiments.environment import environment, smoke_requested
 from pyro_groups.experiments.exam_scores import Config, build
 from pyro_groups.training.replicas import stack_batches
 from pyro_groups.training.replicated import _Run, _step
@@ -149,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3, 7])
     parser.add_argument("--groups", type=int, nargs="+", default=[256, 16])
     args = parser.parse_args(argv)
-    smoke = args.smoke_test or bool(os.environ.get("CI") or os.environ.get("PYRO_GROUPS_SMOKE"))
+    smoke = smoke_requested(args.smoke_test)
     torch.set_num_threads(1)
     pyro.enable_validation(True)
     config = {

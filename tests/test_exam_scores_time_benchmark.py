@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmark_scripts import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from exam_scores_time import makespan  # noqa: E402
+makespan = load_benchmark("exam_scores_time").makespan
 
 
 @pytest.mark.parametrize("seconds, cores, expected", [

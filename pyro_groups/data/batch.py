@@ -72,7 +72,7 @@ def check_group_inputs(
                 f"{int(empty.sum())} empty group(s) (no valid observation), e.g. {idx}"
             )
         if x is not None and x.is_floating_point():
-            bad = ~torch.isfinite(x) & mask.view(*mask.shape, *([1] * (x.dim() - 2)))
+            bad = ~torch.isfinite(x) & mask.view(*mask.shape, *([1] * (x.dim() - mask.dim())))
             if bool(bad.any()):
                 raise GroupDataError(
                     f"x has {int(bad.sum())} non-finite (NaN/inf) observed value(s)"
