@@ -121,8 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--workers", type=_at_least(1),
                     help="parallel training processes (default: one per available core)")
     ex.add_argument("--replicas", type=_at_least(1),
-                    help="runs trained together as one replicated computation (default 7; 1: "
-                    "one fit per run)")
+                    help="runs trained together as one replicated computation (default 1: one "
+                    "fit per run; 7 with --paper)")
     ex.add_argument("--out", type=_folder, default="results/exam_scores", help="output folder")
     ex.add_argument("--paper", action="store_true", help="the paper's setting (64 epochs, 7 seeds)")
     ex.add_argument("--smoke-test", action="store_true", help="a seconds-long run (CI)")
