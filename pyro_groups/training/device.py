@@ -11,15 +11,14 @@ is off during the step (the data are checked once beforehand: its value checks r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from pyro_groups.training.guard import NaNGuard, supports_found_inf
+from pyro_groups.training.optim import OptimizerArg, make_optimizer
 
-if TYPE_CHECKING:
-    from pyro_groups.training.fit import OptimizerArg
 
 __all__ = ["StepSetup", "step_setup"]
 
@@ -40,7 +39,7 @@ def step_setup(
     params: list[nn.Parameter],
     *,
     lr: float = 1e-3,
-    optimizer: Optional["OptimizerArg"] = None,
+    optimizer: Optional[OptimizerArg] = None,
     penalised: bool = False,
     reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
 ) -> StepSetup:
@@ -51,8 +50,6 @@ def step_setup(
     :param penalised: whether the loss has adversarial penalties (the guard then stays immediate).
     :param reduce: the guard's cross-process reduction (data parallelism).
     """
-    from pyro_groups.training.fit import make_optimizer
-
     on_gpu = device.type == "cuda"
     opt = make_optimizer(optimizer, params, lr, fused=True if on_gpu else None)
     deferred = on_gpu and not penalised and supports_found_inf(opt)

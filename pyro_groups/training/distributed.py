@@ -72,9 +72,10 @@ from pyro_groups.training.ddp_sync import (
     rank_seed,
 )
 from pyro_groups.training.device import step_setup
-from pyro_groups.training.fit import OptimizerArg, _check_args, _epoch_means, make_elbo
+from pyro_groups.training.fit import _check_args, _epoch_means, make_elbo
 from pyro_groups.training.history import History
 from pyro_groups.training.jit_warnings import uses_jit
+from pyro_groups.training.optim import OptimizerArg
 from pyro_groups.training.state import restore, run_identity, run_state
 from pyro_groups.training.step import LossFn, loss_callable, train_step, unique_params
 from pyro_groups.validation import ArgumentError, ArgumentTypeError, check_int

@@ -16,7 +16,6 @@ from pyro import poutine
 import torch
 from pyro.infer import ELBO, JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.autoguide import AutoGuide
-from pyro.optim import PyroOptim
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -30,6 +29,7 @@ from pyro_groups.training.compile import compile_networks
 from pyro_groups.training.device import step_setup
 from pyro_groups.training.history import History
 from pyro_groups.training.jit_warnings import quiet_jit
+from pyro_groups.training.optim import OptimizerArg, make_optimizer
 from pyro_groups.training.state import restore, run_identity, run_state
 from pyro_groups.training.step import LossFn, train_step, unique_params
 from pyro_groups.validation import (
@@ -47,8 +47,6 @@ LOSSES: dict[str, type[ELBO]] = {
     "meanfield": TraceMeanField_ELBO,
     "jit": JitTrace_ELBO,
 }
-
-OptimizerArg = Callable[[list[nn.Parameter]], torch.optim.Optimizer] | PyroOptim
 
 
 def resolve_device(device: Optional[str | torch.device]) -> torch.device:
@@ -71,37 +69,6 @@ def make_elbo(loss: str | ELBO | LossFn, num_particles: int = 1) -> ELBO | LossF
     if loss == "jit":
         kwargs["ignore_jit_warnings"] = True
     return LOSSES[loss](**kwargs)
-
-
-def make_optimizer(
-    optimizer: Optional[OptimizerArg], params: list[nn.Parameter], lr: float,
-    *, fused: Optional[bool] = None,
-) -> torch.optim.Optimizer:
-    """``torch.optim.Adam(params, lr, fused=fused)`` by default; a factory
-    ``params -> torch optimizer``; or a Pyro optimiser (``pyro.optim.Adam({"lr": ...})``), whose
-    torch class and arguments are used."""
-    if optimizer is None:
-        return torch.optim.Adam(params, lr=lr, fused=fused)
-    if isinstance(optimizer, PyroOptim):
-        args = optimizer.pt_optim_args
-        if callable(args):
-            raise ArgumentTypeError(
-                "fit takes a Pyro optimiser with fixed arguments (pyro.optim.Adam({'lr': 1e-3})); "
-                "per-parameter argument functions need a plain SVI loop, or pass a factory "
-                "`lambda params: torch.optim.Adam(params, lr=...)`"
-            )
-        return optimizer.pt_optim_constructor(params, **args)
-    if isinstance(optimizer, torch.optim.Optimizer):
-        raise ArgumentTypeError(
-            "optimizer must build the optimiser from the parameters fit collects: pass a factory "
-            "such as `lambda params: torch.optim.Adam(params, lr=1e-3)` or a Pyro optimiser, not "
-            "an optimiser instance"
-        )
-    if not callable(optimizer):
-        raise ArgumentTypeError(
-            f"optimizer must be a factory or a Pyro optimiser, got {optimizer!r}"
-        )
-    return optimizer(params)
 
 
 def _check_args(epochs: int, batch_size: int, lr: float, num_particles: int,

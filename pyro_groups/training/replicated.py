@@ -60,8 +60,9 @@ from pyro_groups.nn_replicated import stack_modules, unstack_into
 from pyro_groups.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pyro_groups.training.device import step_setup
 from pyro_groups.training.guard import all_finite
-from pyro_groups.training.fit import OptimizerArg, _check_args, _epoch_means, resolve_device
+from pyro_groups.training.fit import _check_args, _epoch_means, resolve_device
 from pyro_groups.training.history import History
+from pyro_groups.training.optim import OptimizerArg
 from pyro_groups.training.replicas import (
     Replicated,
     ReplicatedTraceELBO,
