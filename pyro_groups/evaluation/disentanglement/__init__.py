@@ -4,11 +4,18 @@ Every metric takes ``codes`` ``[N, D]`` and ground-truth ``factors`` ``[N, K]`` 
 torch tensors) and keyword options, and returns a ``dict[str, float]``; randomness comes from
 ``rng`` (a seed or a numpy ``Generator``), so the same seed gives the same numbers. Rows are
 instances: for padded group batches pass only the real ones (``codes[mask]``,
-``factors[mask]``), so padded slots never enter a metric.
+``factors[mask]``), so padded slots never enter a metric. ``convention="disentanglement_lib"``
+switches every metric to the estimators and sampling of Locatello et al.'s library
+(:mod:`~pyro_groups.evaluation.disentanglement.conventions`).
 """
 from pyro_groups.evaluation.disentanglement.beta_vae import (
     beta_vae_score,
     beta_vae_score_from_sampler,
+)
+from pyro_groups.evaluation.disentanglement.conventions import (
+    DISENTANGLEMENT_LIB,
+    PYRO_GROUPS,
+    Convention,
 )
 from pyro_groups.evaluation.disentanglement.dci import dci, dci_from_importance, importance_matrix
 from pyro_groups.evaluation.disentanglement.factor_vae import (
@@ -29,6 +36,9 @@ from pyro_groups.evaluation.disentanglement.utils import (
 )
 
 __all__ = [
+    "Convention",
+    "DISENTANGLEMENT_LIB",
+    "PYRO_GROUPS",
     "beta_vae_score",
     "beta_vae_score_from_sampler",
     "dci",

@@ -5,6 +5,11 @@ from typing import Any
 
 import numpy as np
 
+from pyro_groups.evaluation.disentanglement.conventions import (
+    Convention,
+    ConventionLike,
+    resolve_convention,
+)
 from pyro_groups.evaluation.disentanglement.utils import (
     Represent,
     RngLike,
@@ -36,7 +41,11 @@ def _majority_vote(
     num_factors: int,
     num_dims: int,
     num_active: int,
+    conv: Convention,
 ) -> dict[str, float]:
+    if num_active == 0 and conv.factor_vae_no_active == "zero":
+        return {"factor_vae_score": 0.0, "factor_vae_train_accuracy": 0.0,
+                "factor_vae_num_active_dims": 0.0}
     dims_train, fixed_train = train
     votes = np.zeros((num_dims + 1, num_factors), dtype=np.int64)
     np.add.at(votes, (dims_train, fixed_train), 1)
@@ -104,6 +113,7 @@ def factor_vae_score(
     num_train: int = 10000,
     num_eval: int = 5000,
     prune_threshold: float = 0.05,
+    convention: ConventionLike = "pyro_groups",
 ) -> dict[str, float]:
     r"""FactorVAE score of Kim & Mnih (2018), "Disentangling by factorising", ICML, Sec. 4,
     computed from a finite labelled sample.
@@ -131,8 +141,10 @@ def factor_vae_score(
 
     Choices: the threshold is absolute on the standard deviation of the codes (0.05, as in
     Locatello et al. 2019); when no dimension is active, every point falls in one bucket, so the
-    majority vote predicts the most frequent training factor (chance, about :math:`1/K`; Locatello
-    et al. return 0 instead). Defaults follow Locatello et al. (2019).
+    majority vote predicts the most frequent training factor (chance, about :math:`1/K`, as for
+    any other uninformative code); ``convention="disentanglement_lib"`` returns 0 then, as
+    Locatello et al.'s library does. Otherwise the two conventions agree. Defaults follow
+    Locatello et al. (2019).
 
     Cost: about 0.5 s with the defaults for 10,000 rows x 10 codes x 10 factors.
 
@@ -143,9 +155,12 @@ def factor_vae_score(
     :param num_train: training points (votes).
     :param num_eval: evaluation points.
     :param prune_threshold: minimum global standard deviation of an active dimension.
+    :param convention: ``"pyro_groups"`` or ``"disentanglement_lib"`` (see
+        :mod:`~pyro_groups.evaluation.disentanglement.conventions`).
     :returns: ``{"factor_vae_score": eval accuracy, "factor_vae_train_accuracy": float,
         "factor_vae_num_active_dims": float}``.
     """
+    conv = resolve_convention(convention)
     _check_batch_size(batch_size)
     codes_arr, factors_arr = check_pair(codes, factors)
     labels = factor_labels(factors_arr)
@@ -154,7 +169,7 @@ def factor_vae_score(
     train = _points_from_sample(codes_arr, labels, num_train, batch_size, gen, scale, active)
     evaluation = _points_from_sample(codes_arr, labels, num_eval, batch_size, gen, scale, active)
     return _majority_vote(
-        train, evaluation, labels.shape[1], codes_arr.shape[1], int(active.sum())
+        train, evaluation, labels.shape[1], codes_arr.shape[1], int(active.sum()), conv
     )
 
 
@@ -169,6 +184,7 @@ def factor_vae_score_from_sampler(
     num_variance_estimate: int = 10000,
     prune_threshold: float = 0.05,
     chunk_size: int = 4096,
+    convention: ConventionLike = "pyro_groups",
 ) -> dict[str, float]:
     r"""FactorVAE score (see :func:`factor_vae_score`) with fresh observations, as in the paper.
 
@@ -189,8 +205,10 @@ def factor_vae_score_from_sampler(
     :param num_variance_estimate: rows used for the global variances.
     :param prune_threshold: minimum global standard deviation of an active dimension.
     :param chunk_size: maximum rows per call of ``represent``.
+    :param convention: what an inactive representation scores (see :func:`factor_vae_score`).
     :returns: as :func:`factor_vae_score`.
     """
+    conv = resolve_convention(convention)
     _check_batch_size(batch_size)
     gen = make_rng(rng)
     reference = as_array(sample_factors(num_variance_estimate, gen), name="factors")
@@ -200,5 +218,5 @@ def factor_vae_score_from_sampler(
     train = _points_from_sampler(represent, sample_factors, num_train, *args)
     evaluation = _points_from_sampler(represent, sample_factors, num_eval, *args)
     return _majority_vote(
-        train, evaluation, reference.shape[1], codes.shape[1], int(active.sum())
+        train, evaluation, reference.shape[1], codes.shape[1], int(active.sum()), conv
     )

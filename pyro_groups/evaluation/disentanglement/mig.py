@@ -5,6 +5,7 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
+from pyro_groups.evaluation.disentanglement.conventions import ConventionLike, resolve_convention
 from pyro_groups.evaluation.disentanglement.utils import RngLike, mutual_info_and_entropy
 
 
@@ -26,6 +27,7 @@ def mig(
     *,
     rng: RngLike = None,
     num_bins: int = 20,
+    convention: ConventionLike = "pyro_groups",
 ) -> dict[str, float]:
     r"""Mutual information gap of Chen et al. (2018), "Isolating sources of disentanglement in
     variational autoencoders", NeurIPS.
@@ -51,9 +53,12 @@ def mig(
     :param factors: ``[N, K]`` ground-truth factors, treated as discrete.
     :param rng: unused (MIG is deterministic); accepted so every metric takes the same keywords.
     :param num_bins: histogram bins per code dimension.
+    :param convention: accepted for uniformity: both conventions compute MIG as
+        ``disentanglement_lib`` does (20 bins, plug-in estimates on the rows given).
     :returns: ``{"mig": float, "mig_factor_<k>": float for each factor k}``.
     """
     del rng
+    resolve_convention(convention)
     mi, ent = mutual_info_and_entropy(codes, factors, num_bins)
     ranked = np.sort(mi, axis=0)[::-1]
     runner_up = ranked[1] if ranked.shape[0] > 1 else np.zeros(ranked.shape[1])
@@ -71,6 +76,7 @@ def group_mig(
     factor_blocks: Sequence[Hashable],
     rng: RngLike = None,
     num_bins: int = 20,
+    convention: ConventionLike = "pyro_groups",
 ) -> dict[str, float]:
     r"""Group mutual information gap of the group-tcVAE paper ("Learning group similarities using
     total correlation", Sec. 4), between blocks of latents and groups of factors.
@@ -103,10 +109,12 @@ def group_mig(
     :param factor_blocks: block label of each of the ``K`` factors.
     :param rng: unused; accepted so every metric takes the same keywords.
     :param num_bins: histogram bins per code dimension.
+    :param convention: accepted for uniformity; the same under both conventions.
     :returns: ``{"group_mig": float, "group_mig_<block>": float for each factor block,
         "group_mig_factor_<k>": float for each factor}``.
     """
     del rng
+    resolve_convention(convention)
     mi, ent = mutual_info_and_entropy(codes, factors, num_bins)
     code_blocks = list(code_blocks)
     factor_blocks = list(factor_blocks)
