@@ -15,7 +15,9 @@ from numpy.testing import assert_allclose
 from pyro_groups.evaluation.disentanglement import (
     beta_vae_score,
     dci,
+    downstream_accuracy,
     factor_vae_score,
+    gaussian_total_correlation,
     group_mig,
     mig,
     modularity_explicitness,
@@ -143,10 +145,11 @@ def test_dci_duplicated_and_constant(convention):
 
 
 def test_dci_estimator_follows_the_convention_unless_given():
-    codes = REPRESENTATIONS["identity"] + np.random.default_rng(1).normal(size=FACTORS.shape)
-    gbt = dci(codes, FACTORS, estimator="gbt", convention="disentanglement_lib")
-    assert dci(codes, FACTORS, convention="disentanglement_lib") == gbt
-    forest = dci(codes, FACTORS, convention="disentanglement_lib", estimator="random_forest")
+    factors = grid((3, 4), repeats=5)
+    codes = factors + np.random.default_rng(1).normal(size=factors.shape)
+    gbt = dci(codes, factors, estimator="gbt", convention="disentanglement_lib")
+    assert dci(codes, factors, convention="disentanglement_lib") == gbt
+    forest = dci(codes, factors, convention="disentanglement_lib", estimator="random_forest")
     assert forest != gbt
 
 
@@ -217,3 +220,52 @@ def test_a_custom_convention_mixes_choices():
                            "sap_classifier": "threshold_tree"})
     out = sap(REPRESENTATIONS["identity"], FACTORS, convention=custom)["sap"]
     assert 0.7 < out <= 1.0
+
+
+@pytest.mark.parametrize("convention", BOTH)
+def test_downstream_identity_constant_and_efficiency(convention):
+    # Rows drawn i.i.d. from the 4 x 5 x 6 grid. Identity codes: every factor is read off one
+    # coordinate, gradient boosting reaches accuracy 1 from 100 rows (efficiency 1). A constant
+    # code: every classifier predicts one class, about 1/|V_k| accuracy at any size.
+    rng = np.random.default_rng(0)
+    factors = np.stack([rng.integers(0, n, 1400) for n in SIZES], 1).astype(float)
+    out = downstream_accuracy(factors, factors, predictor="gbt", num_train=(100, 400),
+                              num_test=1000, convention=convention)
+    assert out["gbt_100_test"] > 0.97 and out["gbt_400_test"] > 0.99
+    assert_allclose(out["gbt_efficiency"], out["gbt_100_test"] / out["gbt_400_test"])
+    chance = np.mean([1 / n for n in SIZES])
+    out = downstream_accuracy(np.zeros_like(factors), factors, num_train=(100, 400),
+                              num_test=1000, convention=convention)
+    assert_allclose([out["logistic_100_test"], out["logistic_400_test"]], chance, atol=0.06)
+
+
+def test_downstream_logistic_reads_a_noisy_identity():
+    # Codes = factors + N(0, 0.5^2): a linear read-out, better from 400 rows than from 100.
+    rng = np.random.default_rng(0)
+    factors = np.stack([rng.integers(0, n, 1400) for n in SIZES], 1).astype(float)
+    codes = factors + 0.5 * rng.normal(size=factors.shape)
+    out = downstream_accuracy(codes, factors, num_train=(100, 400), num_test=1000)
+    assert 0.6 < out["logistic_100_test"] < out["logistic_400_test"] < 0.9
+    assert out["logistic_efficiency"] < 1.0
+
+
+def test_downstream_bad_arguments():
+    with pytest.raises(ValueError, match="predictor"):
+        downstream_accuracy(FACTORS, FACTORS, predictor="svm")
+    with pytest.raises(ValueError, match="disjoint"):
+        downstream_accuracy(FACTORS, FACTORS, num_train=(100, 300), num_test=100)
+
+
+def test_gaussian_total_correlation_known_answers():
+    # Bivariate normal with correlation rho: TC = I(z1; z2) = -1/2 log(1 - rho^2).
+    rng = np.random.default_rng(0)
+    rho = 0.6
+    z = rng.multivariate_normal([0, 0], [[1, rho], [rho, 1]], size=200_000)
+    assert_allclose(gaussian_total_correlation(z), -0.5 * math.log(1 - rho**2), atol=5e-3)
+    assert gaussian_total_correlation(rng.normal(size=(200_000, 4))) < 1e-4
+    # Scale-free, a constant column is left out, a duplicated one is infinitely correlated.
+    assert_allclose(gaussian_total_correlation(z * [3.0, 1e-3]), gaussian_total_correlation(z))
+    assert_allclose(gaussian_total_correlation(np.c_[z, np.ones(len(z))]),
+                    gaussian_total_correlation(z))
+    assert gaussian_total_correlation(np.c_[z[:, :1], z[:, :1]]) == math.inf
+    assert gaussian_total_correlation(z[:, :1]) == 0.0

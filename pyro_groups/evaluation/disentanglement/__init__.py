@@ -18,6 +18,7 @@ from pyro_groups.evaluation.disentanglement.conventions import (
     Convention,
 )
 from pyro_groups.evaluation.disentanglement.dci import dci, dci_from_importance, importance_matrix
+from pyro_groups.evaluation.disentanglement.downstream import downstream_accuracy
 from pyro_groups.evaluation.disentanglement.factor_vae import (
     factor_vae_score,
     factor_vae_score_from_sampler,
@@ -28,6 +29,7 @@ from pyro_groups.evaluation.disentanglement.modularity import (
     modularity_from_mi,
 )
 from pyro_groups.evaluation.disentanglement.sap import sap, sap_score_matrix
+from pyro_groups.evaluation.disentanglement.unsupervised import gaussian_total_correlation
 from pyro_groups.evaluation.disentanglement.utils import (
     discretize,
     entropy,
@@ -44,10 +46,12 @@ __all__ = [
     "dci",
     "dci_from_importance",
     "discretize",
+    "downstream_accuracy",
     "entropy",
     "factor_labels",
     "factor_vae_score",
     "factor_vae_score_from_sampler",
+    "gaussian_total_correlation",
     "group_mig",
     "importance_matrix",
     "mig",
