@@ -29,7 +29,9 @@ from pyro_groups.data.sprites import Sprites
 from pyro_groups.evaluation import disentanglement as dm
 from pyro_groups.evaluation.codes import encode
 from pyro_groups.evaluation.disentanglement.utils import mutual_info_and_entropy
-from pyro_groups.experiments.environment import available_cpus, environment, run_jobs, summarize
+from pyro_groups.experiments.environment import (
+    available_cpus, environment, json_safe, run_jobs, summarize,
+)
 from pyro_groups.guides.group_guide import make_guide
 from pyro_groups.guides.iid_guide import IIDGuide
 from pyro_groups.models.group_vae import GroupVAE
@@ -372,19 +374,6 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
     if cfg.figures:
         paths = write_figures(runs, rho, examples, cfg, out)
         result["figures"] = [os.path.basename(p) for p in paths]
-    result = _finite_or_none(result)
+    result = json_safe(result)
     (out / "results.json").write_text(json.dumps(result, indent=1, allow_nan=False))
     return result
-
-
-def _finite_or_none(obj: Any) -> Any:
-    """JSON-safe copy: NaN / inf become ``None``, numpy scalars become Python numbers."""
-    if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_or_none(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
+import numpy as np
 import pyro
 import torch
 from tqdm.auto import tqdm
@@ -122,3 +123,17 @@ def run_jobs(
                     runs.append(fn(job))
                     bar.update()
     return runs
+
+
+def json_safe(obj: Any) -> Any:
+    """A copy for ``json.dumps(..., allow_nan=False)``: NaN / inf become ``None``, numpy scalars
+    Python numbers, tuples lists."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
