@@ -1,30 +1,46 @@
-"""The group-tcVAE benchmark runs in smoke mode and writes DESIGN.md's JSON."""
+"""The group-tcVAE benchmark runs in smoke mode and writes DESIGN.md's JSON and its figures."""
+import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from pyro_groups.experiments.group_tcvae import METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_smoke_run_writes_json(tmp_path):
-    out = tmp_path / "group_tcvae.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYRO_GROUPS_SMOKE")}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "group_tcvae.py"), "--smoke-test",
-         "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(out.read_text())
-    assert result["benchmark"] == "group_tcvae"
-    assert set(result["environment"]) == {"torch", "pyro", "device", "threads"}
-    assert result["config"]["smoke_test"] is True
-    assert [r["model"] for r in result["results"]] == ["group_tcvae", "gvae", "mlvae"]
-    for row in result["results"]:
-        for metric in ("mig", "group_mig", "group_mig_u", "group_mig_v"):
+def load_script():
+    spec = importlib.util.spec_from_file_location("bench_group_tcvae",
+                                                  ROOT / "benchmarks" / "group_tcvae.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_smoke_run_writes_json_and_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PYRO_GROUPS_SMOKE", "1")
+    script = load_script()
+    assert script.main(["--out", str(tmp_path), "--no-progress"]) == 0
+    out = json.loads((tmp_path / "results.json").read_text())
+    assert out["benchmark"] == "group_tcvae"
+    assert set(out["environment"]) == {"torch", "pyro", "device", "threads"}
+    config = out["config"]
+    assert config["levels"] == ["inter"] and config["betas"] == [10.0]
+    assert config["gammas"] == [8.0] and config["baseline_betas"] == [1.0]
+    assert {r["model"] for r in out["results"]} == {"gvae", "mlvae", "group_tcvae_inter"}
+    for row in out["results"]:
+        assert row["dataset"] in ("sprites", "shapes3d")
+        for metric in METRICS:
             assert set(row[metric]) == {"mean", "std", "n"} and row[metric]["n"] == 1
             assert -1.0 <= row[metric]["mean"] <= 1.0
-    tc_run = result["results"][0]["runs"][0]
-    assert {"tc_estimate", "pair_kl_mean", "discriminator_loss_last_epoch"} <= set(tc_run)
+    tc = [r for r in out["results"] if r["model"] == "group_tcvae_inter"][0]
+    assert (tc["level"], tc["beta"], tc["gamma"]) == ("inter", 10.0, 8.0)
+    run = [r for r in out["runs"] if r["model"] == "group_tcvae"][0]
+    assert len(run["mi"]) == 5 + 2 and len(run["mi"][0]) == 5  # [u, v] dims x sprites factors
+    assert {r["group_size"] for r in out["sensitivity"]} == {2, 4}
+    assert out["findings"] and all("claim" in f for f in out["findings"])
+    assert out["cpu_seconds"] > 0
+    for name in ["distributions.png", "collapse.png", "content_vs_rest.png", "sensitivity.png"]:
+        assert name in out["figures"]
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    assert len(list((tmp_path / "runs").glob("*.json"))) == len(out["runs"])
+    assert "group-tcVAE" in capsys.readouterr().out

@@ -1,13 +1,18 @@
-"""Disentanglement benchmark after Locatello et al. (2019) on procedural dSprites.
+"""The study of Locatello et al. (2019), "Challenging common assumptions in the unsupervised
+learning of disentangled representations", on procedural dSprites.
 
 Rows: the six unsupervised baselines (beta-VAE, AnnealedVAE, FactorVAE, beta-TCVAE, DIP-VAE-I,
 DIP-VAE-II; ``IIDVAE`` + ``IIDGuide`` on i.i.d. images) and the weakly supervised group models
 GVAE and ML-VAE (``GroupVAE`` + ``make_guide(group="average" | "product")`` on groups sharing the
-``shared`` factors). Every row is trained over a small hyper-parameter grid and several seeds with
-the same architecture (Locatello et al.'s conv encoder/decoder, Bernoulli likelihood), the same
-number of images per step and of steps; the codes of fresh images (posterior means; a group model
-encodes an image as a group of one, code ``[u, v]``) are scored by every metric of
-:mod:`pyro_groups.evaluation.disentanglement`.
+``shared`` factors). Every row is trained over a hyper-parameter grid and several seeds with the
+same architecture (Locatello et al.'s conv encoder/decoder, Bernoulli likelihood), the same
+number of images per step and of steps. Fresh images are encoded (posterior means, and one draw
+from the encoder for the sampled representation; a group model encodes an image as a group of
+one, code ``[u, v]``) and scored by :func:`~pyro_groups.experiments.disentanglement_scores.score`
+(every metric under ``disentanglement_lib``'s conventions, Gaussian total correlations,
+downstream accuracy); the ELBO, reconstruction and KL on the same images are the unsupervised
+scores. :mod:`~pyro_groups.experiments.disentanglement_analysis` regresses and correlates the
+runs, :mod:`~pyro_groups.experiments.disentanglement_report` checks the paper's claims.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pyro
@@ -26,12 +31,10 @@ import torch
 from pyro_groups.data.batch import GroupBatch
 from pyro_groups.data.factors import group_by_factors, random_groups
 from pyro_groups.data.sprites import Sprites
-from pyro_groups.evaluation import disentanglement as dm
 from pyro_groups.evaluation.codes import encode
 from pyro_groups.evaluation.disentanglement.utils import mutual_info_and_entropy
-from pyro_groups.experiments.environment import (
-    available_cpus, environment, json_safe, run_jobs, summarize,
-)
+from pyro_groups.experiments.disentanglement_scores import score
+from pyro_groups.experiments.environment import available_cpus, environment, json_safe, run_jobs
 from pyro_groups.guides.group_guide import make_guide
 from pyro_groups.guides.iid_guide import IIDGuide
 from pyro_groups.models.group_vae import GroupVAE
@@ -48,8 +51,10 @@ MODELS = (
     "beta_vae", "annealed_vae", "factor_vae", "beta_tcvae", "dip_vae_i", "dip_vae_ii",
     "gvae", "mlvae",
 )
+UNSUPERVISED = MODELS[:6]
 GROUP_MODELS = {"gvae": "average", "mlvae": "product"}
-# model -> (hyper-parameter, values); Locatello et al.'s grids are larger (6 values each).
+# model -> (hyper-parameter, values), each grid ordered by regularisation strength (weaker
+# first) except AnnealedVAE's capacity (a larger c_max regularises less) and the group size.
 GRID: dict[str, tuple[str, tuple[float, ...]]] = {
     "beta_vae": ("beta", (1.0, 4.0)),
     "annealed_vae": ("c_max", (5.0, 25.0)),
@@ -57,16 +62,30 @@ GRID: dict[str, tuple[str, tuple[float, ...]]] = {
     "beta_tcvae": ("beta", (2.0, 6.0)),
     "dip_vae_i": ("lambda_od", (1.0, 10.0)),
     "dip_vae_ii": ("lambda_od", (1.0, 10.0)),
-    "gvae": ("group_size", (2, 8)),
-    "mlvae": ("group_size", (2, 8)),
+    "gvae": ("group_size", (8,)),
+    "mlvae": ("group_size", (8,)),
+}
+# Locatello et al. (2019), Table 2: six values per model.
+PAPER_GRID: dict[str, tuple[str, tuple[float, ...]]] = {
+    "beta_vae": ("beta", (1.0, 2.0, 4.0, 6.0, 8.0, 16.0)),
+    "annealed_vae": ("c_max", (5.0, 10.0, 25.0, 50.0, 75.0, 100.0)),
+    "factor_vae": ("gamma", (10.0, 20.0, 30.0, 40.0, 50.0, 100.0)),
+    "beta_tcvae": ("beta", (1.0, 2.0, 4.0, 6.0, 8.0, 10.0)),
+    "dip_vae_i": ("lambda_od", (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)),
+    "dip_vae_ii": ("lambda_od", (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)),
+    "gvae": ("group_size", (2, 4, 8, 16)),
+    "mlvae": ("group_size", (2, 4, 8, 16)),
 }
 METRICS = (
     "beta_vae_score", "factor_vae_score", "mig", "dci_disentanglement", "sap", "modularity",
     "group_mig",
 )
+UNSUPERVISED_SCORES = ("elbo", "reconstruction_nll", "kl", "tc_sampled", "tc_mean")
 EXTRA_METRICS = (
     "dci_completeness", "dci_informativeness_test", "explicitness_test", "group_mig_u",
-    "group_mig_v", "reconstruction_nll", "kl", "active_dims",
+    "group_mig_v", "sap_pyro_groups", "dci_disentanglement_pyro_groups", *UNSUPERVISED_SCORES,
+    "active_dims", "logistic_small", "logistic_large", "logistic_efficiency", "gbt_small",
+    "gbt_large", "gbt_efficiency",
 )
 
 
@@ -81,8 +100,14 @@ class Config:
     batch_size: int = 64  # observations per step
     lr: float = 1e-3
     seeds: int = 3
-    eval_size: int = 5000
-    score_points: tuple[int, int] = (2000, 1000)  # BetaVAE / FactorVAE score train / eval points
+    eval_size: int = 15_000  # fresh images: 10,000 training and 5,000 test rows
+    score_points: tuple[int, int] = (10_000, 5000)  # BetaVAE / FactorVAE train / eval points
+    dci_rows: int = 750  # DCI's gradient boosting on 500 / 250 rows (library: 10,000 / 5,000)
+    dci_estimator: Optional[str] = None  # None: the convention's (gradient boosting)
+    downstream_sizes: tuple[int, int] = (100, 10_000)
+    downstream_test: int = 5000
+    downstream_predictors: tuple[str, ...] = ("logistic", "gbt")
+    nll_images: int = 1000  # images for the ELBO / reconstruction / KL
     models: tuple[str, ...] = MODELS
     grid: dict[str, tuple[str, tuple[float, ...]]] = field(default_factory=lambda: dict(GRID))
     annealed_gamma: float = 1000.0
@@ -98,14 +123,23 @@ class Config:
 
 
 def smoke_config() -> Config:
-    """A seconds-long run for CI: 16x16 images, a few steps, one value per model, 2 seeds, one
-    worker, the cheap form of modularity."""
-    grid = {m: (p, v[:1]) for m, (p, v) in GRID.items()}
+    """A seconds-long run for CI: 16x16 images, a few steps, three models with two values, 2
+    seeds, one worker, cheap estimators (random-forest DCI, no downstream classifiers)."""
+    models = ("beta_vae", "beta_tcvae", "gvae")
+    grid = {**GRID, "gvae": ("group_size", (2, 8))}
     return Config(
         image_size=16, train_size=128, steps=4, batch_size=32, seeds=2, eval_size=300,
-        score_points=(60, 30), grid=grid, disc_hidden=(16,), workers=1, traversal_models=2,
-        fast_metrics=True,
+        score_points=(60, 30), dci_rows=150, dci_estimator="random_forest",
+        downstream_sizes=(20, 100), downstream_test=100, downstream_predictors=(), nll_images=100,
+        models=models, grid={m: grid[m] for m in models}, disc_hidden=(16,), workers=1,
+        traversal_models=1, fast_metrics=True,
     )
+
+
+def paper_config() -> Config:
+    """Locatello et al.'s grids (six values per model), 5 seeds, 5,000 steps, and the library's
+    10,000 / 5,000 rows for DCI and the downstream gradient boosting (days on a 2-core CPU)."""
+    return Config(steps=5000, seeds=5, grid=dict(PAPER_GRID), dci_rows=15_000)
 
 
 def build(name: str, value: float, cfg: Config, total_steps: int):
@@ -155,19 +189,21 @@ def evaluation_data(cfg: Config) -> tuple[np.ndarray, torch.Tensor]:
 @torch.no_grad()
 def representation(
     guide, images: torch.Tensor, chunk: int = 1000
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior means ``[n, D]`` (``[u, v]`` for group models, each image a group of one) and the
-    KL of each posterior to N(0, I) ``[n]``."""
-    codes, kls = [], []
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Posterior means ``[n, D]`` (``[u, v]`` for group models, each image a group of one), one
+    draw from the posterior ``[n, D]`` (the sampled representation) and the KL of each
+    posterior to N(0, I) ``[n]``."""
+    codes, draws, kls = [], [], []
     for start in range(0, images.shape[0], chunk):
         x = images[start : start + chunk].unsqueeze(1)
-        mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        u, v = encode(guide, GroupBatch(x, mask))
+        batch = GroupBatch(x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device))
+        u, v = encode(guide, batch)
         codes.append(torch.cat([u, v[:, 0]], -1))
-        qs = [guide.group_posterior(x, mask), guide.instance_posterior(x, u.unsqueeze(-2))]
-        kl = sum(_kl_std_normal(q).reshape(x.shape[0], -1).sum(-1) for q in qs)
-        kls.append(kl)
-    return torch.cat(codes), torch.cat(kls)
+        us, vs = encode(guide, batch, sample=True)
+        draws.append(torch.cat([us, vs[:, 0]], -1))
+        qs = [guide.group_posterior(x, batch.mask), guide.instance_posterior(x, u.unsqueeze(-2))]
+        kls.append(sum(_kl_std_normal(q).reshape(x.shape[0], -1).sum(-1) for q in qs))
+    return torch.cat(codes), torch.cat(draws), torch.cat(kls)
 
 
 def _kl_std_normal(q) -> torch.Tensor:
@@ -183,25 +219,6 @@ def decode_codes(model, codes: torch.Tensor, u_dim: int) -> torch.Tensor:
     return model.decoder.mean(z[..., :u_dim], z[..., u_dim:])[:, 0]
 
 
-def score(codes: np.ndarray, factors: np.ndarray, code_blocks: list[str], factor_blocks: list[str],
-          cfg: Config, seed: int) -> dict[str, float]:
-    """Every metric of the suite on ``codes`` ``[n, D]`` against ``factors`` ``[n, K]``."""
-    n_train, n_eval = cfg.score_points
-    out: dict[str, float] = {}
-    out.update(dm.beta_vae_score(codes, factors, rng=seed, num_train=n_train, num_eval=n_eval))
-    out.update(dm.factor_vae_score(codes, factors, rng=seed, num_train=n_train, num_eval=n_eval))
-    out.update(dm.mig(codes, factors))
-    out.update(dm.dci(codes, factors, rng=seed))
-    out.update(dm.sap(codes, factors, rng=seed))
-    if cfg.fast_metrics:
-        out.update(dm.modularity_from_mi(mutual_info_and_entropy(codes, factors, 20)[0]))
-        out.update({"explicitness_train": float("nan"), "explicitness_test": float("nan")})
-    else:
-        out.update(dm.modularity_explicitness(codes, factors, rng=seed))
-    out.update(dm.group_mig(codes, factors, code_blocks=code_blocks, factor_blocks=factor_blocks))
-    return {k: float(v) for k, v in out.items() if "_factor_" not in k}
-
-
 def code_blocks_for(
     name: str, codes: np.ndarray, factors: np.ndarray, factor_blocks: list[str], cfg: Config
 ) -> list[str]:
@@ -215,6 +232,8 @@ def code_blocks_for(
 
 def run_one(name: str, value: float, seed: int, cfg: Config) -> dict[str, Any]:
     """Train row ``name`` at hyper-parameter ``value`` with ``seed``; return its scores."""
+    from threadpoolctl import threadpool_limits
+
     pyro.clear_param_store()
     wall, cpu = time.perf_counter(), time.process_time()
     train, k = training_data(name, value, cfg)
@@ -223,24 +242,27 @@ def run_one(name: str, value: float, seed: int, cfg: Config) -> dict[str, Any]:
     total_steps = epochs * math.ceil(len(train) / batch_groups)
     pyro.set_rng_seed(seed)
     model, guide, loss, penalties = build(name, value, cfg, total_steps)
-    history = fit(model, guide, train, epochs=epochs, batch_size=batch_groups, lr=cfg.lr, loss=loss,
-                  penalties=penalties, seed=seed, device=cfg.device, progress=False)
-    train_cpu = time.process_time() - cpu
-    factors, images = evaluation_data(cfg)
-    images = images.to(cfg.device)
-    codes_t, kl = representation(guide, images)
-    codes = codes_t.cpu().numpy()
-    data = Sprites(cfg.image_size)
-    factor_blocks = ["u" if f in cfg.shared else "v" for f in data.factor_names]
-    blocks = code_blocks_for(name, codes, factors, factor_blocks, cfg)
-    metrics = score(codes, factors, blocks, factor_blocks, cfg, seed)
+    with threadpool_limits(1):
+        history = fit(model, guide, train, epochs=epochs, batch_size=batch_groups, lr=cfg.lr,
+                      loss=loss, penalties=penalties, seed=seed, device=cfg.device,
+                      progress=False)
+        train_cpu = time.process_time() - cpu
+        factors, images = evaluation_data(cfg)
+        images = images.to(cfg.device)
+        codes_t, draws_t, kl = representation(guide, images)
+        codes, draws = codes_t.cpu().numpy(), draws_t.cpu().numpy()
+        data = Sprites(cfg.image_size)
+        factor_blocks = ["u" if f in cfg.shared else "v" for f in data.factor_names]
+        blocks = code_blocks_for(name, codes, factors, factor_blocks, cfg)
+        metrics = score(codes, draws, factors, blocks, factor_blocks, cfg, seed)
     u_dim = cfg.u_dim if name in GROUP_MODELS else 0
-    few = images[:1000]
+    few = images[: cfg.nll_images]
     with torch.no_grad():
-        z = codes_t[: few.shape[0]].unsqueeze(1)
+        z = draws_t[: few.shape[0]].unsqueeze(1)
         nll = -model.decoder(z[..., :u_dim], z[..., u_dim:]).log_prob(few.unsqueeze(1)).mean()
     metrics["reconstruction_nll"] = float(nll)
-    metrics["kl"] = float(kl.mean())
+    metrics["kl"] = float(kl[: few.shape[0]].mean())
+    metrics["elbo"] = -(metrics["reconstruction_nll"] + metrics["kl"])
     metrics["active_dims"] = float((codes.std(0) > 0.05).sum())
     out: dict[str, Any] = {
         "model": name, "hyperparameter": cfg.grid[name][0], "value": value, "seed": seed,
@@ -272,78 +294,10 @@ def _run_job(args: tuple[str, float, int, Config]) -> dict[str, Any]:
     return run_one(*args)
 
 
-def summarize_runs(runs: list[dict[str, Any]], cfg: Config) -> tuple[list[dict], list[dict]]:
-    """Per (model, hyper-parameter) row and per model (all values and seeds pooled):
-    ``{"mean", "std", "n"}`` of every metric over runs."""
-    keys = METRICS + EXTRA_METRICS
-    rows, pooled = [], []
-    for name in cfg.models:
-        mine = [r for r in runs if r["model"] == name]
-        if not mine:
-            continue
-        param, values = cfg.grid[name]
-        for value in values:
-            sel = sorted((r for r in mine if r["value"] == value), key=lambda r: r["seed"])
-            row: dict[str, Any] = {"model": name, "hyperparameter": {param: value}}
-            row.update({m: summarize([r["metrics"][m] for r in sel]) for m in keys})
-            row["train_cpu_seconds"] = summarize([r["train_cpu_seconds"] for r in sel])
-            rows.append(row)
-        row = {"model": name, "hyperparameter": {param: list(values)}}
-        row.update({m: summarize([r["metrics"][m] for r in mine]) for m in keys})
-        pooled.append(row)
-    return rows, pooled
-
-
-def spearman_matrix(runs: list[dict[str, Any]], metrics=METRICS) -> np.ndarray:
-    """Spearman rank correlation between metrics over all runs (pairwise complete)."""
-    from scipy.stats import spearmanr
-
-    table = np.array([[r["metrics"][m] for m in metrics] for r in runs], dtype=float)
-    out = np.eye(len(metrics))
-    for i in range(len(metrics)):
-        for j in range(i + 1, len(metrics)):
-            ok = np.isfinite(table[:, i]) & np.isfinite(table[:, j])
-            a, b = table[ok, i], table[ok, j]
-            varied = ok.sum() > 2 and a.std() > 0 and b.std() > 0
-            out[i, j] = out[j, i] = spearmanr(a, b).statistic if varied else np.nan
-    return out
-
-
-def variance_split(runs: list[dict[str, Any]], metrics=METRICS) -> dict[str, dict[str, float]]:
-    """Per metric: the spread of the per-model means, of the per-configuration means within a
-    model, and of the seeds within a configuration (Locatello et al.: seeds and hyper-parameters
-    matter more than the model)."""
-    out = {}
-    for m in metrics:
-        by_model: dict[str, list] = {}
-        by_config: dict[tuple, list] = {}
-        for r in runs:
-            by_model.setdefault(r["model"], []).append(r["metrics"][m])
-            by_config.setdefault((r["model"], r["value"]), []).append(r["metrics"][m])
-        model_means = [np.nanmean(v) for v in by_model.values()]
-        config_std = [
-            np.nanstd([np.nanmean(v) for c, v in by_config.items() if c[0] == k]) for k in by_model
-        ]
-        seed_std = [np.nanstd(v, ddof=1) for v in by_config.values() if len(v) > 1]
-        out[m] = {"between_models_std": float(np.nanstd(model_means)),
-                  "between_hyperparameters_std": float(np.nanmean(config_std)),
-                  "between_seeds_std": float(np.nanmean(seed_std)) if seed_std else float("nan")}
-    return out
-
-
-def format_table(rows: list[dict[str, Any]], metrics=METRICS) -> str:
-    head = f"{'model':<14}{'setting':<18}" + "".join(f"{m[:12]:>14}" for m in metrics)
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        (param, value), = r["hyperparameter"].items()
-        setting = f"{param}={value}" if not isinstance(value, list) else "all"
-        cells = "".join(f"{r[m]['mean']:>8.3f}±{r[m]['std']:<5.2f}" for m in metrics)
-        lines.append(f"{r['model']:<14}{setting:<18}{cells}")
-    return "\n".join(lines)
-
-
 def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[str, Any]:
     """Run every (model, value, seed) job; write ``results.json`` and the figures into ``out``."""
+    from pyro_groups.experiments import disentanglement_analysis as an
+    from pyro_groups.experiments import disentanglement_report as rep
     from pyro_groups.experiments.disentanglement_figures import write_figures
 
     out = Path(out)
@@ -352,28 +306,33 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
     if unknown:
         raise ValueError(f"unknown models {unknown}; choose from {sorted(cfg.grid)}")
     jobs = [(m, v, s, cfg) for s in range(cfg.seeds) for m in cfg.models for v in cfg.grid[m][1]]
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     runs = run_jobs(_run_job, jobs, workers=cfg.workers, progress=progress, desc="disentanglement")
     order = {(m, v, s): i for i, (m, v, s, _) in enumerate(jobs)}
     runs.sort(key=lambda r: order[(r["model"], r["value"], r["seed"])])
     examples = {r["model"]: r.pop("examples") for r in runs if "examples" in r}
-    rows, pooled = summarize_runs(runs, cfg)
-    rho = spearman_matrix(runs)
+    rows, pooled = an.summarize_runs(runs, cfg, METRICS + EXTRA_METRICS)
+    analysis = an.analyse(runs, METRICS, UNSUPERVISED)
     result = {
         "benchmark": "disentanglement",
-        "config": asdict(cfg),
+        "config": {**asdict(cfg), "convention": "disentanglement_lib (fresh samples: disjoint "
+                   "parts of i.i.d. rows)"},
         "environment": environment(cfg.device),
         "results": rows,
         "models": pooled,
-        "rank_correlation": {"metrics": list(METRICS), "spearman": rho.tolist()},
-        "variance": variance_split(runs),
+        **analysis,
+        "findings": rep.findings(runs, analysis, cfg),
         "runs": runs,
         "wall_seconds": time.perf_counter() - start,
-        "paper": "Locatello et al. (2019) report figures, not tables; compare rankings and spreads",
+        "cpu_seconds": time.process_time() - cpu0 + sum(r["cpu_seconds"] for r in runs),
+        "paper": "Locatello et al. (2019) report figures and the R^2 table (Table 4); "
+                 "compare rankings, correlations and variance shares",
     }
+    result["cpu_seconds_per_core_on_2_cores"] = result["cpu_seconds"] / 2
+    path = out / "results.json"
+    path.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False))
     if cfg.figures:
-        paths = write_figures(runs, rho, examples, cfg, out)
+        paths = write_figures(runs, analysis, examples, cfg, out)
         result["figures"] = [os.path.basename(p) for p in paths]
-    result = json_safe(result)
-    (out / "results.json").write_text(json.dumps(result, indent=1, allow_nan=False))
+        path.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False))
     return result

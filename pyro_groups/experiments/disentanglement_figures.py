@@ -1,8 +1,15 @@
-"""Figures of the disentanglement benchmark (Locatello et al. 2019, Figs. 4-7 in spirit).
+"""Figures of the Locatello study (Locatello et al. 2019, Figs. 1-6 in spirit).
 
-- ``rank_correlation.png``: Spearman rank correlation between the metrics over all runs;
-- ``scores_by_seed.png``: every run's score per metric, by model and hyper-parameter value, one
-  marker per seed (how much the seed matters next to the model and the hyper-parameter);
+- ``rank_correlation.png`` (Fig. 2): Spearman rank correlation between the metrics over the
+  unsupervised runs;
+- ``scores_by_seed.png`` (Fig. 3): every run's score per metric, by model and hyper-parameter
+  value, one marker per seed (how much the seed matters next to the model and the
+  hyper-parameter);
+- ``tc_by_regularisation.png`` (Fig. 1): Gaussian TC of the sampled and the mean representation
+  at each objective's weakest and strongest regularisation;
+- ``model_selection.png`` (Fig. 4): MIG and DCI against the ELBO and the sampled TC, every run;
+- ``downstream.png`` (Figs. 5-6): downstream accuracy and sample efficiency against MIG and the
+  FactorVAE score;
 - ``reconstructions.png`` and ``traversal_<model>.png``: seed 0 at each model's first value.
 """
 from __future__ import annotations
@@ -19,7 +26,9 @@ from pyro_groups.plots_images import latent_traversal_figure, reconstruction_gri
 LABELS = {
     "beta_vae_score": "BetaVAE", "factor_vae_score": "FactorVAE", "mig": "MIG",
     "dci_disentanglement": "DCI Dis.", "sap": "SAP", "modularity": "Modularity",
-    "group_mig": "group-MIG",
+    "group_mig": "group-MIG", "elbo": "ELBO (nats)", "tc_sampled": "TC, sampled",
+    "logistic_large": "logistic acc., many labels",
+    "logistic_efficiency": "logistic efficiency", "gbt_efficiency": "GBT efficiency",
 }
 MARKERS = "os^vDP*X"
 
@@ -84,14 +93,77 @@ def scores_by_seed_figure(
     return save_figure(fig, path, dpi=100)
 
 
-def write_figures(runs, rho, examples: dict[str, dict], cfg, out: Path) -> list[str]:
-    from pyro_groups.experiments.disentanglement import METRICS
+def _colour(name: str, names: Sequence[str]) -> Any:
+    plt = _pyplot()
+    return plt.get_cmap("tab10")(list(names).index(name) % 10)
+
+
+def tc_figure(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> str:
+    """Sampled (left) and mean (right) representation TC, weak vs strong regularisation."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
+    names = [r["model"] for r in rows]
+    for ax, key, title in zip(axes[0], ("tc_sampled", "tc_mean"),
+                              ("sampled representation", "mean representation")):
+        for r in rows:
+            ys = [r[f"{key}_weak"], r[f"{key}_strong"]]
+            ax.errorbar([0, 1], [y["mean"] for y in ys], [y["std"] for y in ys], marker="o",
+                        capsize=3, color=_colour(r["model"], names), label=r["model"])
+        ax.set_xticks([0, 1], ["weakest", "strongest"])
+        ax.set_xlabel("regularisation (first / last grid value)")
+        ax.set_ylabel("Gaussian total correlation (nats)")
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize="medium")
+        ax.grid(alpha=0.3)
+    axes[0, 1].legend(fontsize="x-small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
+def scatter_figure(runs: Sequence[dict[str, Any]], pairs: Sequence[tuple[str, str]],
+                   path: str | os.PathLike, title: str) -> str:
+    """One panel per ``(x, y)`` metric pair, one point per run coloured by model."""
+    plt = _pyplot()
+    names = list(dict.fromkeys(r["model"] for r in runs))
+    fig, axes = plt.subplots(1, len(pairs), figsize=(3.8 * len(pairs), 3.6), squeeze=False)
+    for ax, (x, y) in zip(axes[0], pairs):
+        for name in names:
+            sel = [r for r in runs if r["model"] == name]
+            ax.scatter([r["metrics"][x] for r in sel], [r["metrics"][y] for r in sel], s=14,
+                       color=_colour(name, names), label=name)
+        ax.set_xlabel(LABELS.get(x, x))
+        ax.set_ylabel(LABELS.get(y, y))
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize="x-small")
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
+def write_figures(runs, analysis: dict[str, Any], examples: dict[str, dict], cfg,
+                  out: Path) -> list[str]:
+    from pyro_groups.experiments.disentanglement import METRICS, UNSUPERVISED
 
     ran = [m for m in cfg.models if any(r["model"] == m for r in runs)]
+    unsup = [r for r in runs if r["model"] in UNSUPERVISED]
+    rho = np.asarray(analysis["rank_correlation"]["spearman"], dtype=float)
     paths = [
-        rank_correlation_figure(rho, METRICS, out / "rank_correlation.png"),
+        rank_correlation_figure(rho, METRICS, out / "rank_correlation.png",
+                                title="Spearman rank correlation (unsupervised runs)"),
         scores_by_seed_figure(runs, METRICS, ran, cfg.grid, out / "scores_by_seed.png"),
+        scatter_figure(unsup, [("elbo", "mig"), ("elbo", "dci_disentanglement"),
+                               ("tc_sampled", "mig")], out / "model_selection.png",
+                       "Unsupervised scores against MIG / DCI (every unsupervised run)"),
+        scatter_figure(unsup, [("mig", "logistic_large"), ("mig", "logistic_efficiency"),
+                               ("factor_vae_score", "gbt_efficiency")], out / "downstream.png",
+                       "Downstream accuracy and sample efficiency (every unsupervised run)"),
     ]
+    if analysis["tc"]:
+        paths.append(tc_figure(analysis["tc"], out / "tc_by_regularisation.png"))
     if examples:
         names = list(examples)
         first = examples[names[0]]
