@@ -93,15 +93,14 @@ def scores_by_seed_figure(
     return save_figure(fig, path, dpi=100)
 
 
-def _colour(name: str, names: Sequence[str]) -> Any:
-    plt = _pyplot()
-    return plt.get_cmap("tab10")(list(names).index(name) % 10)
+def _colour(name: str, names: Sequence[str]) -> str:
+    return f"C{list(names).index(name) % 10}"
 
 
 def tc_figure(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> str:
     """Sampled (left) and mean (right) representation TC, weak vs strong regularisation."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
+    fig = new_figure(figsize=(9, 3.6))
+    axes = fig.subplots(1, 2, squeeze=False)
     names = [r["model"] for r in rows]
     for ax, key, title in zip(axes[0], ("tc_sampled", "tc_mean"),
                               ("sampled representation", "mean representation")):
@@ -117,17 +116,15 @@ def tc_figure(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> str:
         ax.grid(alpha=0.3)
     axes[0, 1].legend(fontsize="x-small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def scatter_figure(runs: Sequence[dict[str, Any]], pairs: Sequence[tuple[str, str]],
                    path: str | os.PathLike, title: str) -> str:
     """One panel per ``(x, y)`` metric pair, one point per run coloured by model."""
-    plt = _pyplot()
     names = list(dict.fromkeys(r["model"] for r in runs))
-    fig, axes = plt.subplots(1, len(pairs), figsize=(3.8 * len(pairs), 3.6), squeeze=False)
+    fig = new_figure(figsize=(3.8 * len(pairs), 3.6))
+    axes = fig.subplots(1, len(pairs), squeeze=False)
     for ax, (x, y) in zip(axes[0], pairs):
         for name in names:
             sel = [r for r in runs if r["model"] == name]
@@ -139,9 +136,7 @@ def scatter_figure(runs: Sequence[dict[str, Any]], pairs: Sequence[tuple[str, st
     axes[0, -1].legend(fontsize="x-small")
     fig.suptitle(title, fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def write_figures(runs, analysis: dict[str, Any], examples: dict[str, dict], cfg,

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pyro_groups.experiments.group_tcvae_report import LABELS, best_config, sensitivity_rows
-from pyro_groups.plots import _pyplot
+from pyro_groups.plots import new_figure, save_figure
 
 COLOURS = {"gvae": "tab:blue", "mlvae": "tab:orange", "group_tcvae_inter": "tab:green",
            "group_tcvae_inter_intra": "tab:red", "group_tcvae_full": "tab:purple"}
@@ -31,12 +31,11 @@ def _names(runs: Sequence[dict]) -> list[str]:
 
 def distributions_figure(runs: Sequence[dict], path: str | os.PathLike) -> str:
     """Violins of MIG and group-MIG over all pair runs, one panel per data set and metric."""
-    plt = _pyplot()
     pairs = [r for r in runs if r["group_size"] == 2]
     datasets = list(dict.fromkeys(r["dataset"] for r in pairs))
     names = _names(pairs)
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(1.4 * len(names) + 4, 3.2 * len(datasets)),
-                             squeeze=False)
+    fig = new_figure(figsize=(1.4 * len(names) + 4, 3.2 * len(datasets)))
+    axes = fig.subplots(len(datasets), 2, squeeze=False)
     rng = np.random.default_rng(0)
     for row, ds in zip(axes, datasets):
         for ax, metric in zip(row, ("mig", "group_mig")):
@@ -55,20 +54,17 @@ def distributions_figure(runs: Sequence[dict], path: str | os.PathLike) -> str:
             ax.set_title(f"{ds}: {TITLES[metric]} (all runs)", fontsize="medium")
             ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def collapse_figure(runs: Sequence[dict], factor_names: dict[str, Sequence[str]], u_dim: int,
                     path: str | os.PathLike) -> str:
     """Heat maps of the normalised MI of seed 0 at each model's best-MIG configuration."""
-    plt = _pyplot()
     pairs = [r for r in runs if r["group_size"] == 2]
     datasets = list(dict.fromkeys(r["dataset"] for r in pairs))
     names = _names(pairs)
-    fig, axes = plt.subplots(len(datasets), len(names), constrained_layout=True,
-                             figsize=(2.4 * len(names) + 1, 3.6 * len(datasets)), squeeze=False)
+    fig = new_figure(figsize=(2.4 * len(names) + 1, 3.6 * len(datasets)), layout="constrained")
+    axes = fig.subplots(len(datasets), len(names), squeeze=False)
     image = None
     for row, ds in zip(axes, datasets):
         for ax, name in zip(row, names):
@@ -92,17 +88,15 @@ def collapse_figure(runs: Sequence[dict], factor_names: dict[str, Sequence[str]]
                          fontsize="x-small")
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, label="I(z_j; v_k) / H(v_k)")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def content_figure(runs: Sequence[dict], path: str | os.PathLike) -> str:
     """Content against non-content group-MIG, every pair run, one panel per data set."""
-    plt = _pyplot()
     pairs = [r for r in runs if r["group_size"] == 2]
     datasets = list(dict.fromkeys(r["dataset"] for r in pairs))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 4), squeeze=False)
+    fig = new_figure(figsize=(4.6 * len(datasets), 4))
+    axes = fig.subplots(1, len(datasets), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
         for name in _names(pairs):
             sel = [r for r in pairs if r["dataset"] == ds and r["name"] == name]
@@ -117,15 +111,13 @@ def content_figure(runs: Sequence[dict], path: str | os.PathLike) -> str:
         ax.grid(alpha=0.3)
     axes[0, -1].legend(fontsize="x-small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def sensitivity_figure(rows: Sequence[dict], path: str | os.PathLike) -> str:
     """MIG and group-MIG (mean ± std over seeds) against group size."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
+    fig = new_figure(figsize=(9, 3.6))
+    axes = fig.subplots(1, 2, squeeze=False)
     for ax, metric in zip(axes[0], ("mig", "group_mig")):
         for name in dict.fromkeys(r["model"] for r in rows):
             sel = sorted((r for r in rows if r["model"] == name), key=lambda r: r["group_size"])
@@ -139,9 +131,7 @@ def sensitivity_figure(rows: Sequence[dict], path: str | os.PathLike) -> str:
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize="x-small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def write_figures(runs: list[dict[str, Any]], cfg, out: Path) -> list[str]:
