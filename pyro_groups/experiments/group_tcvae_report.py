@@ -22,6 +22,7 @@ __all__ = [
     "describe",
     "findings",
     "format_rst",
+    "format_sensitivity_rst",
     "model_rows",
     "sensitivity_rows",
 ]
@@ -204,6 +205,27 @@ def format_rst(rows: list[dict[str, Any]]) -> str:
         body.append([r["dataset"], LABELS.get(r["model"], r["model"]), _cell(r["all"]["mig"]),
                      _cell(r["all"]["group_mig"]), _cell(r["all"]["group_mig_u"]),
                      best("mig"), best("group_mig")])
+    widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
+    rule = "  ".join("=" * w for w in widths)
+    lines = [rule, "  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), rule]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in body]
+    return "\n".join([*lines, rule])
+
+
+def format_sensitivity_rst(rows: list[dict[str, Any]]) -> str:
+    """README table from :func:`sensitivity_rows`: MIG / group-MIG (mean ± std over seeds) per
+    model (rows) and group size (columns)."""
+    sizes = sorted({r["group_size"] for r in rows})
+    names = list(dict.fromkeys(r["model"] for r in rows))
+    cells = {(r["model"], r["group_size"]): r for r in rows}
+    head = ["model", *(f"K = {k}: MIG / group-MIG" for k in sizes)]
+    body = []
+    for n in names:
+        line = [LABELS.get(n, n)]
+        for k in sizes:
+            r = cells.get((n, k))
+            line.append(f"{_cell(r['mig'])} / {_cell(r['group_mig'])}" if r else "")
+        body.append(line)
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
     rule = "  ".join("=" * w for w in widths)
     lines = [rule, "  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), rule]

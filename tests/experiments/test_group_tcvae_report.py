@@ -72,4 +72,6 @@ def test_findings_reproduce_only_a_real_gap(gap, expected):
     # The baselines' MIG with groups of 2 is 0.1 below groups of 8 in both cases.
     sens = [f for c, f in found.items() if "groups of 2 than of 8" in c]
     assert len(sens) == 2 and all(f["reproduced"] and f["beyond_noise"] for f in sens)
+    table = rep.format_sensitivity_rst(rep.sensitivity_rows(synthetic_runs(score), CFG))
+    assert "K = 8: MIG / group-MIG" in table and "0.310 ± 0.010" in table  # GVAE, K = 8
     assert all(rep.describe(f) for f in found.values())
