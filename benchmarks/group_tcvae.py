@@ -7,8 +7,9 @@ seed noise; writes ``results.json`` (the levels and beta / gamma values in ``con
 ``distributions.png``, ``collapse.png``, ``content_vs_rest.png`` and ``sensitivity.png`` into
 ``--out`` (see :mod:`pyro_groups.experiments.group_tcvae`).
 
-    python benchmarks/group_tcvae.py                  # reduced grid, 2 seeds (about 45 min on 2
-                                                      # idle cores; CPU-seconds in results.json)
+    python benchmarks/group_tcvae.py                  # reduced grid, 2 seeds, 600 steps (70 runs,
+                                                      # ~25 min on 2 idle cores; CPU-seconds in
+                                                      # results.json)
     python benchmarks/group_tcvae.py --paper          # the paper's grids, 5 seeds (days)
     python benchmarks/group_tcvae.py --smoke-test     # seconds (also under CI / PYRO_GROUPS_SMOKE)
 """

@@ -40,6 +40,7 @@ def test_smoke_run_writes_json_and_figures(tmp_path, monkeypatch, capsys):
         assert 0.0 <= row["beta_vae_score"]["mean"] <= 1.0
         assert row["reconstruction_nll"]["mean"] > 0
     assert len(out["runs"]) == len(models) * 2 * 2
+    assert len(list((tmp_path / "runs").glob("*.json"))) == len(out["runs"])  # resumable
     rho = out["rank_correlation"]["spearman"]
     assert out["rank_correlation"]["metrics"] == list(METRICS) and len(rho) == len(METRICS)
     assert all(rho[i][i] == 1.0 for i in range(len(METRICS)))

@@ -35,6 +35,7 @@ from pyro_groups.evaluation.codes import encode
 from pyro_groups.evaluation.disentanglement.utils import mutual_info_and_entropy
 from pyro_groups.experiments.disentanglement_scores import score
 from pyro_groups.experiments.environment import available_cpus, environment, json_safe, run_jobs
+from pyro_groups.experiments.resume import finished_runs, run_settings, save_run
 from pyro_groups.guides.group_guide import make_guide
 from pyro_groups.guides.iid_guide import IIDGuide
 from pyro_groups.models.group_vae import GroupVAE
@@ -290,12 +291,34 @@ def _examples(model, codes: torch.Tensor, images: torch.Tensor, u_dim: int) -> d
     }
 
 
-def _run_job(args: tuple[str, float, int, Config]) -> dict[str, Any]:
-    return run_one(*args)
+# Config fields that are the grid's axes or do not change a run's numbers.
+NOT_SETTINGS = ("seeds", "models", "grid", "workers", "device", "figures", "traversal_models")
+
+
+def _run_job(args: tuple[int, str, float, int, Config, str]) -> dict[str, Any]:
+    index, name, value, seed, cfg, folder = args
+    row = run_one(name, value, seed, cfg)
+    examples = row.pop("examples", None)
+    save_run(folder, index, row, run_settings(cfg, NOT_SETTINGS))
+    row["index"] = index
+    if examples is not None:
+        row["examples"] = examples
+    return row
+
+
+def _restore_nan(row: dict[str, Any]) -> dict[str, Any]:
+    """A saved run's metrics with JSON's ``null`` back as ``nan`` (a score not measured)."""
+    metrics = {k: float("nan") if v is None else v for k, v in row["metrics"].items()}
+    return {**row, "metrics": metrics}
 
 
 def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[str, Any]:
-    """Run every (model, value, seed) job; write ``results.json`` and the figures into ``out``."""
+    """Run every (model, value, seed) job; write ``results.json`` and the figures into ``out``.
+
+    Each finished run is also saved as ``out/runs/<index>.json``; calling again with the same
+    grid, run settings and folder skips the runs found there (an interrupted run resumes; see
+    :mod:`~pyro_groups.experiments.resume`; figures of examples come from the runs trained in
+    this call)."""
     from pyro_groups.experiments import disentanglement_analysis as an
     from pyro_groups.experiments import disentanglement_report as rep
     from pyro_groups.experiments.disentanglement_figures import write_figures
@@ -305,11 +328,15 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
     unknown = [m for m in cfg.models if m not in cfg.grid]
     if unknown:
         raise ValueError(f"unknown models {unknown}; choose from {sorted(cfg.grid)}")
-    jobs = [(m, v, s, cfg) for s in range(cfg.seeds) for m in cfg.models for v in cfg.grid[m][1]]
+    jobs = [(m, v, s) for s in range(cfg.seeds) for m in cfg.models for v in cfg.grid[m][1]]
+    folder = out / "runs"
+    folder.mkdir(exist_ok=True)
+    keys = [{"model": m, "value": v, "seed": s} for m, v, s in jobs]
+    done = finished_runs(folder, keys, run_settings(cfg, NOT_SETTINGS))
     start, cpu0 = time.perf_counter(), time.process_time()
-    runs = run_jobs(_run_job, jobs, workers=cfg.workers, progress=progress, desc="disentanglement")
-    order = {(m, v, s): i for i, (m, v, s, _) in enumerate(jobs)}
-    runs.sort(key=lambda r: order[(r["model"], r["value"], r["seed"])])
+    todo = [(i, *job, cfg, str(folder)) for i, job in enumerate(jobs) if i not in done]
+    runs = run_jobs(_run_job, todo, workers=cfg.workers, progress=progress, desc="disentanglement")
+    runs = sorted(runs + [_restore_nan(r) for r in done.values()], key=lambda r: r["index"])
     examples = {r["model"]: r.pop("examples") for r in runs if "examples" in r}
     rows, pooled = an.summarize_runs(runs, cfg, METRICS + EXTRA_METRICS)
     analysis = an.analyse(runs, METRICS, UNSUPERVISED)
