@@ -66,3 +66,9 @@ def test_smoke_run_writes_json_and_figures(tmp_path, monkeypatch, capsys):
         assert name in out["figures"]
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert "beta_vae" in capsys.readouterr().out
+    assert script.main(["--out", str(tmp_path), "--no-progress", "--seeds", "1",
+                        "--no-figures"]) == 0  # another grid: seed 0's runs are reused
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert again["resumed_runs"] == len(again["runs"]) == len(models) * 2
+    first = {(r["model"], r["value"]): r["metrics"]["mig"] for r in out["runs"] if r["seed"] == 0}
+    assert {(r["model"], r["value"]): r["metrics"]["mig"] for r in again["runs"]} == first

@@ -299,7 +299,8 @@ def _run_job(args: tuple[int, str, float, int, Config, str]) -> dict[str, Any]:
     index, name, value, seed, cfg, folder = args
     row = run_one(name, value, seed, cfg)
     examples = row.pop("examples", None)
-    save_run(folder, index, row, run_settings(cfg, NOT_SETTINGS))
+    key = {"model": name, "value": value, "seed": seed}
+    save_run(folder, key, row, run_settings(cfg, NOT_SETTINGS))
     row["index"] = index
     if examples is not None:
         row["examples"] = examples
@@ -315,8 +316,8 @@ def _restore_nan(row: dict[str, Any]) -> dict[str, Any]:
 def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[str, Any]:
     """Run every (model, value, seed) job; write ``results.json`` and the figures into ``out``.
 
-    Each finished run is also saved as ``out/runs/<index>.json``; calling again with the same
-    grid, run settings and folder skips the runs found there (an interrupted run resumes; see
+    Each finished run is also saved in ``out/runs/``; calling again with the same run settings
+    and folder skips the runs found there (an interrupted run resumes; see
     :mod:`~pyro_groups.experiments.resume`; figures of examples come from the runs trained in
     this call)."""
     from pyro_groups.experiments import disentanglement_analysis as an
@@ -336,7 +337,8 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
     start, cpu0 = time.perf_counter(), time.process_time()
     todo = [(i, *job, cfg, str(folder)) for i, job in enumerate(jobs) if i not in done]
     runs = run_jobs(_run_job, todo, workers=cfg.workers, progress=progress, desc="disentanglement")
-    runs = sorted(runs + [_restore_nan(r) for r in done.values()], key=lambda r: r["index"])
+    resumed = [{**_restore_nan(r), "index": i} for i, r in done.items()]
+    runs = sorted(runs + resumed, key=lambda r: r["index"])
     examples = {r["model"]: r.pop("examples") for r in runs if "examples" in r}
     rows, pooled = an.summarize_runs(runs, cfg, METRICS + EXTRA_METRICS)
     analysis = an.analyse(runs, METRICS, UNSUPERVISED)
@@ -356,6 +358,7 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
                  "compare rankings, correlations and variance shares",
     }
     result["cpu_seconds_per_core_on_2_cores"] = result["cpu_seconds"] / 2
+    result["resumed_runs"] = len(done)
     path = out / "results.json"
     path.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False))
     if cfg.figures:

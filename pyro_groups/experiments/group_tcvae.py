@@ -243,14 +243,15 @@ NOT_SETTINGS = ("datasets", "levels", "betas", "gammas", "baselines", "baseline_
 
 def _run_job(args: tuple[int, Job, Config, str]) -> dict[str, Any]:
     index, job, cfg, folder = args
-    return save_run(folder, index, run_one(job, cfg), run_settings(cfg, NOT_SETTINGS))
+    row = save_run(folder, asdict(job), run_one(job, cfg), run_settings(cfg, NOT_SETTINGS))
+    return {**row, "index": index}
 
 
 def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[str, Any]:
     """Run every job; write ``results.json`` (and the figures) into the folder ``out``.
 
-    Each finished run is also saved as ``out/runs/<index>.json``; calling again with the same
-    grid, run settings and folder skips the runs found there (an interrupted run resumes; see
+    Each finished run is also saved in ``out/runs/``; calling again with the same run settings
+    and folder skips the runs found there (an interrupted run resumes; see
     :mod:`~pyro_groups.experiments.resume`).
     """
     from pyro_groups.experiments import group_tcvae_report as report
@@ -270,7 +271,7 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
     start, cpu0 = time.perf_counter(), time.process_time()
     args = [(i, j, cfg, str(folder)) for i, j in enumerate(todo) if i not in done]
     runs = run_jobs(_run_job, args, workers=cfg.workers, progress=progress, desc="group-tcVAE")
-    runs = sorted(runs + list(done.values()), key=lambda r: r["index"])
+    runs = sorted(runs + [{**r, "index": i} for i, r in done.items()], key=lambda r: r["index"])
     result = {
         "benchmark": "group_tcvae",
         "config": {**asdict(cfg), "levels": list(cfg.levels), "betas": list(cfg.betas),
