@@ -23,12 +23,7 @@ from typing import Optional, Sequence
 
 from pyro_groups.experiments import group_tcvae as ex
 from pyro_groups.experiments import group_tcvae_report as report
-
-
-def smoke_requested(flag: bool) -> bool:
-    env = [os.environ.get(k, "") for k in ("CI", "PYRO_GROUPS_SMOKE")]
-    full = os.environ.get("PYRO_GROUPS_FULL", "") not in ("", "0")
-    return flag or (not full and any(v not in ("", "0", "false", "False") for v in env))
+from pyro_groups.experiments.environment import smoke_requested
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,26 +1,15 @@
 """The disentanglement benchmark's smoke mode writes DESIGN.md's JSON and its figures."""
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 from pyro_groups.experiments.disentanglement import METRICS, smoke_config
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location(
-        "bench_disentanglement", ROOT / "benchmarks" / "disentanglement.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 def test_smoke_run_writes_json_and_figures(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PYRO_GROUPS_SMOKE", "1")
-    script = load_script()
+    script = load_benchmark("disentanglement")
     assert script.smoke_requested(False)
     assert script.main(["--out", str(tmp_path), "--no-progress"]) == 0
     out = json.loads((tmp_path / "results.json").read_text())

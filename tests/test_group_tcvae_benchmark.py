@@ -1,24 +1,14 @@
 """The group-tcVAE benchmark runs in smoke mode and writes DESIGN.md's JSON and its figures."""
-import importlib.util
 import json
-from pathlib import Path
 
 from pyro_groups.experiments.group_tcvae import METRICS
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_group_tcvae",
-                                                  ROOT / "benchmarks" / "group_tcvae.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 def test_smoke_run_writes_json_and_figures(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PYRO_GROUPS_SMOKE", "1")
-    script = load_script()
+    script = load_benchmark("group_tcvae")
     assert script.main(["--out", str(tmp_path), "--no-progress"]) == 0
     out = json.loads((tmp_path / "results.json").read_text())
     assert out["benchmark"] == "group_tcvae"
