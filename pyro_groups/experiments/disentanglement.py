@@ -148,12 +148,12 @@ def build(name: str, value: float, cfg: Config, total_steps: int):
     size = cfg.image_size
     if name in GROUP_MODELS:
         v_dim = cfg.z_dim - cfg.u_dim
-        model = GroupVAE(ConvDecoder(cfg.u_dim, v_dim, image_size=size))
-        guide = make_guide(
+        group_model = GroupVAE(ConvDecoder(cfg.u_dim, v_dim, image_size=size))
+        group_guide = make_guide(
             256, cfg.u_dim, v_dim, group=GROUP_MODELS[name], instance="unconditional", hidden=(),
             body=conv_body(1, size),
         )
-        return model, guide, BetaVAELoss(1.0), []
+        return group_model, group_guide, BetaVAELoss(1.0), []
     model = IIDVAE(ConvDecoder(0, cfg.z_dim, image_size=size))
     guide = IIDGuide(256, cfg.z_dim, (), body=conv_body(1, size))
     penalties: list = []
@@ -203,7 +203,8 @@ def representation(
         us, vs = encode(guide, batch, sample=True)
         draws.append(torch.cat([us, vs[:, 0]], -1))
         qs = [guide.group_posterior(x, batch.mask), guide.instance_posterior(x, u.unsqueeze(-2))]
-        kls.append(sum(_kl_std_normal(q).reshape(x.shape[0], -1).sum(-1) for q in qs))
+        kls.append(torch.stack([_kl_std_normal(q).reshape(x.shape[0], -1).sum(-1)
+                                for q in qs]).sum(0))
     return torch.cat(codes), torch.cat(draws), torch.cat(kls)
 
 

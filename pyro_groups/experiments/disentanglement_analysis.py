@@ -20,6 +20,7 @@ import math
 from typing import Any, Hashable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pyro_groups.experiments.environment import summarize
 
@@ -81,14 +82,14 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def rank_correlation(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+def rank_correlation(a: ArrayLike, b: ArrayLike) -> dict[str, Any]:
     r"""Spearman's :math:`\rho` of two samples (pairwise complete) with an approximate 95 %
     interval: :math:`\tanh(\operatorname{atanh}\rho \pm 2\,\sigma_z)`,
     :math:`\sigma_z = \sqrt{1.06 / (n - 3)}` (Fieller, Hartley & Pearson 1957).
     ``beyond_noise`` is true when the interval excludes 0."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    n = int((np.isfinite(a) & np.isfinite(b)).sum())
-    rho = _spearman(a, b)
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    n = int((np.isfinite(x) & np.isfinite(y)).sum())
+    rho = _spearman(x, y)
     if not math.isfinite(rho) or n < 4:
         return {"rho": rho, "low": float("nan"), "high": float("nan"), "n": n,
                 "beyond_noise": None}
@@ -111,7 +112,7 @@ def spearman_matrix(runs: list[dict[str, Any]], metrics: Sequence[str]) -> np.nd
     return out
 
 
-def r2_by_groups(values: Sequence[float], labels: Sequence[Hashable]) -> float:
+def r2_by_groups(values: ArrayLike, labels: Sequence[Hashable]) -> float:
     r""":math:`R^2` of the least-squares regression of ``values`` on the one-hot ``labels``:
 
     .. math::
@@ -137,7 +138,7 @@ def _adjusted(r2: float, n: int, k: int) -> float:
     return 1.0 - (1.0 - r2) * (n - 1) / (n - k) if n > k and math.isfinite(r2) else float("nan")
 
 
-def permutation_p(values: Sequence[float], labels: Sequence[Hashable],
+def permutation_p(values: ArrayLike, labels: Sequence[Hashable],
                   blocks: Sequence[Hashable] | None = None, *, rng: int = 0,
                   num: int = 999) -> float:
     """One-sided permutation p-value of :func:`r2_by_groups`: labels shuffled (within each of

@@ -60,8 +60,7 @@ def findings(runs: list[dict], analysis: dict[str, Any], cfg: Any) -> list[dict[
             add(f"{text} (positive rank correlation)", c["rho"] > 0, c["beyond_noise"], _rho(c))
     others = [m for m in analysis["rank_correlation"]["metrics"]
               if m not in ("modularity", "group_mig")]
-    mod = [pair("modularity", m) for m in others]
-    mod = [c for c in mod if c and c["n"] > 3]
+    mod = [c for c in (pair("modularity", m) for m in others) if c is not None and c["n"] > 3]
     if mod:
         ok = not any(c["beyond_noise"] and c["rho"] > 0 for c in mod)
         add("modularity does not agree with the other metrics (no positive rank correlation "

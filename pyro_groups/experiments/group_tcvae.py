@@ -65,7 +65,7 @@ from pyro_groups.training.fit import fit
 
 LEVELS = ("inter", "inter_intra", "full")
 BASELINES = ("gvae", "mlvae")
-DATASETS: dict[str, tuple[type, tuple[str, ...]]] = {
+DATASETS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "sprites": (Sprites, ("shape", "scale", "orientation")),
     "shapes3d": (Shapes3D, ("object_hue", "scale", "shape")),
 }
@@ -167,6 +167,8 @@ def build(job: Job, cfg: Config, channels: int, v_dim: int):
                        body=conv_body(channels, size, out_dim=cfg.features))
     if job.model != "group_tcvae":
         return model, guide, BetaVAELoss(job.beta), []
+    if job.gamma is None or job.level is None:
+        raise ValueError(f"a group-tcVAE job needs gamma and level, got {job}")
     pen = GroupTCVAEPenalty(u_dim, v_dim, beta=job.beta, gamma=job.gamma, level=job.level,
                             hidden=cfg.disc_hidden, lr=cfg.disc_lr)
     return model, guide, BetaVAELoss(1.0), [pen]

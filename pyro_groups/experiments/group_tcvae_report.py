@@ -63,6 +63,13 @@ def best_config(runs: list[dict], metric: str) -> Optional[tuple[tuple, list[dic
     return key, by[key]
 
 
+def _best(runs: list[dict], metric: str) -> tuple[tuple, list[dict]]:
+    found = best_config(runs, metric)
+    if found is None:
+        raise ValueError("no runs to pick a best configuration from")
+    return found
+
+
 def config_rows(runs: list[dict]) -> list[dict[str, Any]]:
     """One row per (data set, model, beta, gamma) of the pair grid: every metric over seeds."""
     rows: dict[tuple, dict] = {}
@@ -96,7 +103,7 @@ def model_rows(runs: list[dict]) -> list[dict[str, Any]]:
                                    len({_key(r) for r in sel})}
             row["all"] = {m: _summary(sel, m) for m in METRICS}
             for m in ("mig", "group_mig"):
-                (nm, beta, gamma), best = best_config(sel, m)
+                (nm, beta, gamma), best = _best(sel, m)
                 row[f"best_{m}"] = {"model": nm, "beta": beta, "gamma": gamma,
                                     **{k: _summary(best, k) for k in METRICS}}
             out.append(row)
@@ -151,8 +158,8 @@ def findings(runs: list[dict], cfg) -> list[dict[str, Any]]:
         for m in ("mig", "group_mig"):
             avg = [_lower(_summary(base[b], m), _summary(tc, m)) for b in bases]
             claim(f"{ds}: group-tcVAE's average {m} (all runs) is higher than {names}'s", avg)
-            best_tc = _summary(best_config(tc, m)[1], m)
-            best = {b: _summary(best_config(base[b], m)[1], m) for b in bases}
+            best_tc = _summary(_best(tc, m)[1], m)
+            best = {b: _summary(_best(base[b], m)[1], m) for b in bases}
             claim(f"{ds}: group-tcVAE's best {m} (best configuration) is higher than {names}'s",
                   [_lower(best[b], best_tc) for b in bases])
             f = PAPER_FACTOR.get(ds)
