@@ -363,7 +363,8 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
     path = out / "results.json"
     path.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False))
     if cfg.figures:
-        paths = write_figures(runs, analysis, examples, cfg, out)
+        paths = write_figures(runs, analysis, examples, cfg, out, metrics=METRICS,
+                              unsupervised=UNSUPERVISED)
         result["figures"] = [os.path.basename(p) for p in paths]
         path.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False))
     return result

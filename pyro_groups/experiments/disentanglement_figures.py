@@ -139,17 +139,17 @@ def scatter_figure(runs: Sequence[dict[str, Any]], pairs: Sequence[tuple[str, st
     return save_figure(fig, path, dpi=100)
 
 
-def write_figures(runs, analysis: dict[str, Any], examples: dict[str, dict], cfg,
-                  out: Path) -> list[str]:
-    from pyro_groups.experiments.disentanglement import METRICS, UNSUPERVISED
-
+def write_figures(runs, analysis: dict[str, Any], examples: dict[str, dict], cfg, out: Path, *,
+                  metrics: Sequence[str], unsupervised: Sequence[str]) -> list[str]:
+    """The study's figures in ``out``; ``metrics`` are the scores compared, ``unsupervised`` the
+    models whose runs enter the model-selection and downstream panels."""
     ran = [m for m in cfg.models if any(r["model"] == m for r in runs)]
-    unsup = [r for r in runs if r["model"] in UNSUPERVISED]
+    unsup = [r for r in runs if r["model"] in unsupervised]
     rho = np.asarray(analysis["rank_correlation"]["spearman"], dtype=float)
     paths = [
-        rank_correlation_figure(rho, METRICS, out / "rank_correlation.png",
+        rank_correlation_figure(rho, metrics, out / "rank_correlation.png",
                                 title="Spearman rank correlation (unsupervised runs)"),
-        scores_by_seed_figure(runs, METRICS, ran, cfg.grid, out / "scores_by_seed.png"),
+        scores_by_seed_figure(runs, metrics, ran, cfg.grid, out / "scores_by_seed.png"),
         scatter_figure(unsup, [("elbo", "mig"), ("elbo", "dci_disentanglement"),
                                ("tc_sampled", "mig")], out / "model_selection.png",
                        "Unsupervised scores against MIG / DCI (every unsupervised run)"),

@@ -296,6 +296,8 @@ def run(cfg: Config, out: str | os.PathLike, *, progress: bool = True) -> dict[s
     if cfg.figures:
         from pyro_groups.experiments.group_tcvae_figures import write_figures
 
-        result["figures"] = [os.path.basename(p) for p in write_figures(runs, cfg, out)]
+        names = {d: DATASETS[d][0].factor_names for d in cfg.datasets}
+        paths = write_figures(runs, cfg, out, factor_names=names)
+        result["figures"] = [os.path.basename(p) for p in paths]
         path.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False))
     return result

@@ -134,10 +134,9 @@ def sensitivity_figure(rows: Sequence[dict], path: str | os.PathLike) -> str:
     return save_figure(fig, path, dpi=100)
 
 
-def write_figures(runs: list[dict[str, Any]], cfg, out: Path) -> list[str]:
-    from pyro_groups.experiments.group_tcvae import DATASETS
-
-    factor_names = {d: DATASETS[d][0].factor_names for d in cfg.datasets}
+def write_figures(runs: list[dict[str, Any]], cfg, out: Path, *,
+                  factor_names: dict[str, Sequence[str]]) -> list[str]:
+    """The comparison's figures in ``out``; ``factor_names`` names each data set's factors."""
     paths = [distributions_figure(runs, out / "distributions.png"),
              collapse_figure(runs, factor_names, cfg.u_dim, out / "collapse.png"),
              content_figure(runs, out / "content_vs_rest.png")]
