@@ -30,22 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import softplus
 
-MIN_SCALE = 1e-4
-LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
-
-
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
-    """Linear layers with ReLU between them (the layout of ``pyro_groups.nn.MLP``)."""
-    layers: list[nn.Module] = []
-    widths = [in_dim, *hidden]
-    for a, b in zip(widths[:-1], widths[1:]):
-        layers += [nn.Linear(a, b), nn.ReLU()]
-    layers.append(nn.Linear(widths[-1], out_dim))
-    return nn.Sequential(*layers)
-
-
-def normal_log_prob(value: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
-    return -0.5 * ((value - loc) / scale).pow(2) - scale.log() - LOG_SQRT_2PI
+from handwritten_cxvae import MIN_SCALE, mlp, normal_log_prob
 
 
 class HandwrittenUGVAE(nn.Module):
