@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -20,3 +24,15 @@ def load_benchmark(name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def run_smoke(name: str, out: Path) -> dict[str, Any]:
+    """Run ``benchmarks/<name>.py --smoke-test --out out`` in a fresh process (without the CI
+    variables, so the flag alone must select the smoke mode) and return its ``results.json``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYRO_GROUPS_SMOKE")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), "--smoke-test", "--out", str(out)],
+        cwd=BENCHMARKS.parent, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads((out / "results.json").read_text())

@@ -1,15 +1,8 @@
 """The exam-scores time estimate runs in smoke mode and writes DESIGN.md's JSON."""
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from benchmark_scripts import load_benchmark
+from benchmark_scripts import load_benchmark, run_smoke
 
-ROOT = Path(__file__).resolve().parents[1]
 makespan = load_benchmark("exam_scores_time").makespan
 
 
@@ -23,14 +16,7 @@ def test_makespan_schedules_jobs_in_order_on_free_workers(seconds, cores, expect
 
 
 def test_smoke_run_writes_json(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYRO_GROUPS_SMOKE")}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "exam_scores_time.py"), "--smoke-test",
-         "--out", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads((tmp_path / "results.json").read_text())
+    result = run_smoke("exam_scores_time", tmp_path)
     assert result["benchmark"] == "exam_scores_time" and result["config"]["smoke_test"] is True
     assert set(result["environment"]) == {"torch", "pyro", "device", "threads"}
     replicated, solo = result["results"]
