@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 
 from pyro_groups.experiments import disentanglement as ex
 from pyro_groups.experiments import disentanglement_report as rep
+from pyro_groups.experiments import disentanglement_tables as tables
 from pyro_groups.experiments.environment import smoke_requested
 
 
@@ -59,6 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(rep.format_rst(result["models"], ex.METRICS + ("reconstruction_nll",)))
     print(rep.format_table(result["results"], ex.METRICS))
     print(rep.format_r2_rst(result["r2"]["unsupervised"]))
+    print(tables.readme_tables(result, ex.METRICS))
     for f in result["findings"]:
         print(rep.describe(f))
     print(f"wall {result['wall_seconds']:.0f} s, {result['cpu_seconds']:.0f} CPU-s "
