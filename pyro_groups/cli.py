@@ -64,6 +64,9 @@ def _exam_scores(args: argparse.Namespace) -> int:
     )
     for f in result["findings"]:
         print(report.describe(f))
+    if "cpu_seconds" in result:
+        print(f"wall {result['wall_seconds']:.0f} s, {result['cpu_seconds']:.0f} CPU-s in the "
+              "training jobs")
     print(f"wrote {os.path.join(args.out, 'results.json')}, translation.png, errors_by_epoch.png")
     return 0
 

@@ -2,6 +2,7 @@
 import contextlib
 import io
 import json
+import re
 
 import pytest
 
@@ -68,6 +69,7 @@ def test_prints_the_table(smoke_run):
     assert all(m in table for m in METRICS)
     assert all(f"\n{name} " in table for name in ROWS)
     assert "paper" in table and "results.json" in text
+    assert re.search(r"wall \d+ s, \d+ CPU-s", text)
 
 
 def test_rows_option():
