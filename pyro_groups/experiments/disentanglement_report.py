@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-from pyro_groups.experiments.exam_scores_report import _lower
+from pyro_groups.experiments.exam_scores_report import _lower, describe
 
 __all__ = ["LABELS", "describe", "findings", "format_r2_rst", "format_rst", "format_table"]
 
@@ -105,14 +105,6 @@ def findings(runs: list[dict], analysis: dict[str, Any], cfg: Any) -> list[dict[
             add(f"a higher {LABELS[m]} goes with a higher downstream accuracy (logistic, many "
                 "labels)", c["rho"] > 0, c["beyond_noise"], _rho(c))
     return out
-
-
-def describe(finding: dict[str, Any]) -> str:
-    """One line per finding with its numbers."""
-    verdict = "reproduced" if finding["reproduced"] else "NOT reproduced"
-    if finding.get("beyond_noise") is False:
-        verdict += " (within seed noise)"
-    return f"{verdict}: {finding['claim']}: {finding['detail']}"
 
 
 def format_table(rows: list[dict[str, Any]], metrics: Sequence[str]) -> str:

@@ -129,11 +129,12 @@ def findings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def describe(finding: dict[str, Any]) -> str:
     """One line for a finding: ``reproduced`` / ``NOT reproduced``, with a note when the
-    difference is within seed noise."""
+    difference is within seed noise, and the finding's ``detail`` (its numbers) when it has one."""
     verdict = "reproduced" if finding["reproduced"] else "NOT reproduced"
     if finding.get("beyond_noise") is False:
         verdict += " (within seed noise)"
-    return f"{verdict}: {finding['claim']}"
+    detail = f": {finding['detail']}" if finding.get("detail") else ""
+    return f"{verdict}: {finding['claim']}{detail}"
 
 
 def _columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:

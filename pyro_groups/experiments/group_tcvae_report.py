@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional
 
 from pyro_groups.experiments.environment import summarize
-from pyro_groups.experiments.exam_scores_report import _lower
+from pyro_groups.experiments.exam_scores_report import _lower, describe
 
 __all__ = [
     "LABELS",
@@ -182,14 +182,6 @@ def findings(runs: list[dict], cfg) -> list[dict[str, Any]]:
                       f"{sizes[0]} than of {sizes[-1]} (Fig. 3c)",
                       [_lower(cells[sizes[0]]["mig"], cells[sizes[-1]]["mig"])])
     return out
-
-
-def describe(finding: dict[str, Any]) -> str:
-    """One line per finding, with a note when the deciding difference is within seed noise."""
-    verdict = "reproduced" if finding["reproduced"] else "NOT reproduced"
-    if finding.get("beyond_noise") is False:
-        verdict += " (within seed noise)"
-    return f"{verdict}: {finding['claim']}"
 
 
 def _cell(s: dict[str, Any]) -> str:
